@@ -1,0 +1,111 @@
+/**
+ * Parsers for setting values. Each takes the raw text and returns the typed value or throws envalid's EnvError with the
+ * "what was expected" half of the message; the reporter in load.ts adds the variable, the value and an example.
+ */
+import { EnvError, makeValidator } from 'envalid';
+import {
+  AddressError,
+  parseGroupAddress,
+  parseHostPort,
+  parseList,
+  parsePort,
+  type GroupAddress,
+  type HostPort,
+} from '../net/address.js';
+
+/** What Kubernetes service links inject as `<SERVICE>_PORT`, e.g. `tcp://10.0.0.7:7100`. */
+const SERVICE_LINK_VALUE = /^(tcp|udp|sctp):\/\/[^/]+:\d+$/;
+
+export const SERVICE_LINK_HINT =
+  'looks like a Kubernetes service link (a Service with the same name injects it); set enableServiceLinks: false in the pod spec';
+
+function rethrowAddress<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof AddressError) throw new EnvError(error.message);
+    throw error;
+  }
+}
+
+/** envalid refuses null results, so "off" travels as this marker and load.ts turns it into null. */
+export const OFF = 'off' as const;
+
+function parsePortValue(text: string, allowOff: boolean): number | typeof OFF {
+  const value = text.trim();
+  if (allowOff && value.toLowerCase() === OFF) return OFF;
+  if (SERVICE_LINK_VALUE.test(value)) throw new EnvError(`is not a port: it ${SERVICE_LINK_HINT}`);
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) {
+    throw new EnvError(allowOff ? 'is not a port (0-65535, 0 = any free port, or off)' : 'is not a port (0-65535, 0 = any free port)');
+  }
+  return Number(value);
+}
+
+/** A port that must be on; 0 lets the OS choose. */
+export const port = makeValidator<number>((text) => parsePortValue(text, false) as number);
+
+/** A port that may be `off` (returned as the OFF marker). */
+export const optionalPort = makeValidator<number | typeof OFF>((text) => parsePortValue(text, true));
+
+export const nonNegativeInt = makeValidator<number>((text) => {
+  const value = text.trim();
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new EnvError('is not a whole number ≥ 0');
+  return Number(value);
+});
+
+export const positiveInt = makeValidator<number>((text) => {
+  const value = text.trim();
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value)) || Number(value) < 1) {
+    throw new EnvError('is not a whole number ≥ 1');
+  }
+  return Number(value);
+});
+
+export const flag = makeValidator<boolean>((text) => {
+  const value = text.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(value)) return true;
+  if (['false', '0', 'no', 'off'].includes(value)) return false;
+  throw new EnvError('is not true or false');
+});
+
+export function oneOf<T extends string>(choices: readonly T[]) {
+  return makeValidator<T>((text) => {
+    const value = text.trim() as T;
+    if (!choices.includes(value)) throw new EnvError(`is not one of ${choices.join(', ')}`);
+    return value;
+  });
+}
+
+/** Any text, kept exactly (the join prefix may end in a space or a colon). Empty is refused. */
+export const nonEmptyText = makeValidator<string>((text) => {
+  if (text.length === 0) throw new EnvError('is empty');
+  return text;
+});
+
+export const bindHost = makeValidator<string>((text) => {
+  const value = text.trim();
+  if (value.length === 0) throw new EnvError('is empty');
+  // Brackets are tolerated because people copy them from URLs.
+  const unbracketed = value.startsWith('[') && value.endsWith(']') ? value.slice(1, -1) : value;
+  rethrowAddress(() => parseHostPort(unbracketed.includes(':') ? `[${unbracketed}]:0` : `${unbracketed}:0`));
+  return unbracketed;
+});
+
+function listOf<T>(parseEntry: (entry: string) => T) {
+  return makeValidator<T[]>((text) => {
+    try {
+      return parseList(text, parseEntry);
+    } catch (error) {
+      if (error instanceof AddressError) throw new EnvError(`has a bad entry: ${error.message}`);
+      throw error;
+    }
+  });
+}
+
+export const groupAddressList = listOf<GroupAddress>(parseGroupAddress);
+
+export const hostPortList = listOf<HostPort>(parseHostPort);
+
+export const hostPort = makeValidator<HostPort>((text) => rethrowAddress(() => parseHostPort(text)));
+
+export { parsePort };
