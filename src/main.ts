@@ -4,12 +4,9 @@
  * A bad configuration exits 1 before anything listens, with one line per problem on stderr.
  */
 import closeWithGrace from 'close-with-grace';
+import { App } from './app.js';
 import { ConfigError, loadConfig, type LoadedConfig } from './config/load.js';
-import { createEngine } from './engines/index.js';
 import { createLogger } from './log.js';
-import { Metrics } from './metrics.js';
-import { BufferBudget } from './net/flow.js';
-import { Sidecar, type Phase } from './sidecar/server.js';
 import { VERSION } from './version.js';
 
 /** Time beyond SHUTDOWN_GRACE_MS for closing the sidecar before close-with-grace forces exit 1. */
@@ -35,45 +32,21 @@ async function main(): Promise<void> {
     `starting switchboard in ${config.mode} mode`,
   );
 
-  const metrics = new Metrics(config.mode);
-  const budget = new BufferBudget(config.maxBufferedBytes);
-  const engine = createEngine({ config, log, metrics, budget });
-  let phase: Phase = 'starting';
-
-  const sidecar =
-    config.httpPort === null
-      ? undefined
-      : new Sidecar({
-          host: config.httpHost,
-          port: config.httpPort,
-          mode: config.mode,
-          log,
-          metrics,
-          engine,
-          phase: () => phase,
-          statusExtras: () => ({ profile: loaded.profile }),
-        });
+  const app = new App(loaded, log);
 
   closeWithGrace({ delay: config.shutdownGraceMs + SHUTDOWN_MARGIN_MS, logger: false }, async ({ signal, err }) => {
-    phase = 'draining';
     if (err) log.fatal({ err }, 'unexpected error; shutting down');
     else log.info({ signal, graceMs: config.shutdownGraceMs }, 'draining');
-    await engine.drain(config.shutdownGraceMs);
-    await sidecar?.close();
+    await app.drain();
     log.info('stopped');
   });
 
   try {
-    // The sidecar first, so that probes answer (503) while the engine starts.
-    await sidecar?.start();
-    await engine.start();
+    await app.start();
   } catch (error) {
-    const code = (error as { code?: string }).code;
-    log.fatal({ err: error, code }, (error as Error).message);
+    log.fatal({ err: error, code: (error as { code?: string }).code }, (error as Error).message);
     process.exit(1);
   }
-  phase = 'ready';
-  log.info({ listeners: sidecar?.listeners() ?? engine.listeners() }, 'ready');
 }
 
 void main();

@@ -6,8 +6,8 @@
  */
 import { cleanEnv, EnvMissingError } from 'envalid';
 import { ErrorCodes, SwitchboardError } from '../errors.js';
-import type { GroupAddress, HostPort } from '../net/address.js';
-import { OFF } from './validators.js';
+import { buildGroupsConfig, checkGroupsSettings, type GroupsConfig } from './modes/groups.js';
+import { portOrNull } from './validators.js';
 import {
   AVAILABLE_MODES,
   MODES,
@@ -16,8 +16,9 @@ import {
   SOCKETFORWARDER_PROFILE_TRIGGERS,
   type Mode,
   type SettingDefinition,
-  type SlowClientPolicy,
 } from './settings.js';
+
+export type { GroupsConfig };
 
 export interface CommonConfig {
   mode: Mode;
@@ -34,29 +35,18 @@ export interface CommonConfig {
   shutdownGraceMs: number;
 }
 
-export interface GroupsConfig {
-  tcpPort: number | null;
-  udpPort: number | null;
-  prefix: string;
-  joinTimeoutMs: number;
-  joinQuietMs: number;
-  maxMessageBytes: number;
-  tcpPreconfigAddresses: GroupAddress[];
-  tcpDialAddresses: GroupAddress[];
-  udpPreconfigAddresses: HostPort[];
-  udpOpen: boolean;
-  udpEchoSender: boolean;
-  udpPeerTtlMs: number;
-  maxUdpPeers: number;
-  slowClient: SlowClientPolicy;
-}
-
 export interface GroupsModeConfig extends CommonConfig {
   mode: 'groups';
   groups: GroupsConfig;
 }
 
+/** One member per mode; engines receive the member of their own mode. */
 export type Config = GroupsModeConfig;
+
+/** Cross-setting rules of each mode (the per-setting rules are in the validators). */
+const MODE_CHECKS: Partial<Record<Mode, (cleaned: Record<string, unknown>, sourceOf: (name: string) => string) => string[]>> = {
+  groups: checkGroupsSettings,
+};
 
 export interface LoadedConfig {
   config: Config;
@@ -144,7 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): LoadedConfig {
     },
   }) as Record<string, unknown>;
 
-  if (problems.length === 0) crossCheck(cleaned, raw, problems);
+  if (problems.length === 0) crossCheck(mode!, cleaned, raw, problems);
   if (problems.length > 0 || !mode) throw new ConfigError(problems);
 
   const summary: Record<string, string> = { MODE: mode };
@@ -224,20 +214,13 @@ function chooseMode(
   return { mode, modeSource };
 }
 
-function crossCheck(cleaned: Record<string, unknown>, raw: Map<string, RawValue>, problems: string[]): void {
+function crossCheck(mode: Mode, cleaned: Record<string, unknown>, raw: Map<string, RawValue>, problems: string[]): void {
   const min = cleaned.RECONNECT_MIN_MS as number;
   const max = cleaned.RECONNECT_MAX_MS as number;
   if (min > max) {
     problems.push(`RECONNECT_MIN_MS="${min}" is above RECONNECT_MAX_MS="${max}"; e.g. RECONNECT_MIN_MS=200 RECONNECT_MAX_MS=10000`);
   }
-  if ('TCP_PORT' in cleaned && cleaned.TCP_PORT === OFF && cleaned.UDP_PORT === OFF) {
-    const tcp = raw.get('TCP_PORT')?.source ?? 'TCP_PORT';
-    problems.push(`${tcp} and UDP_PORT are both off, so groups mode has nothing to serve; e.g. TCP_PORT=7100`);
-  }
-}
-
-function portOrNull(value: unknown): number | null {
-  return value === OFF ? null : (value as number);
+  problems.push(...(MODE_CHECKS[mode]?.(cleaned, (name) => raw.get(name)?.source ?? name) ?? []));
 }
 
 function buildConfig(mode: Mode, c: Record<string, unknown>): Config {
@@ -255,26 +238,13 @@ function buildConfig(mode: Mode, c: Record<string, unknown>): Config {
     reconnectMaxMs: c.RECONNECT_MAX_MS as number,
     shutdownGraceMs: c.SHUTDOWN_GRACE_MS as number,
   };
-  return {
-    ...common,
-    mode: 'groups',
-    groups: {
-      tcpPort: portOrNull(c.TCP_PORT),
-      udpPort: portOrNull(c.UDP_PORT),
-      prefix: c.PREFIX as string,
-      joinTimeoutMs: c.JOIN_TIMEOUT_MS as number,
-      joinQuietMs: c.JOIN_QUIET_MS as number,
-      maxMessageBytes: c.MAX_MESSAGE_BYTES as number,
-      tcpPreconfigAddresses: c.TCP_PRECONFIG_ADDRESSES as GroupAddress[],
-      tcpDialAddresses: c.TCP_DIAL_ADDRESSES as GroupAddress[],
-      udpPreconfigAddresses: c.UDP_PRECONFIG_ADDRESSES as HostPort[],
-      udpOpen: c.UDP_OPEN as boolean,
-      udpEchoSender: c.UDP_ECHO_SENDER as boolean,
-      udpPeerTtlMs: c.UDP_PEER_TTL_MS as number,
-      maxUdpPeers: c.MAX_UDP_PEERS as number,
-      slowClient: c.SLOW_CLIENT as SlowClientPolicy,
-    },
-  };
+  switch (mode) {
+    case 'groups':
+      return { ...common, mode, groups: buildGroupsConfig(c) };
+    default:
+      // chooseMode refuses modes this build does not have, so this is a programming error.
+      throw new Error(`no configuration builder for mode ${mode}`);
+  }
 }
 
 /** Kubernetes injects <SERVICE>_SERVICE_HOST/_PORT and <SERVICE>_PORT[_n_TCP…] for every Service; those are not typos. */

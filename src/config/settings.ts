@@ -2,7 +2,8 @@
  * The one table of settings. The envalid schema, the alias folding, `.env.example` and README's settings table are all
  * checked against it (test/config/docs.test.ts), so a setting has the same name and default everywhere.
  */
-import type { ValidatorSpec } from 'envalid';
+import { GROUPS_SETTINGS } from './modes/groups.js';
+import { LOG_LEVELS, MODES, type SettingDefinition } from './types.js';
 import {
   bindHost,
   flag,
@@ -16,39 +17,10 @@ import {
   positiveInt,
 } from './validators.js';
 
-export const MODES = ['groups', 'mux', 'share', 'relay', 'agent'] as const;
-export type Mode = (typeof MODES)[number];
+export * from './types.js';
 
-/** Modes this build can run. The others are named in DESIGN.md and refused with a clear message until they land. */
-export const AVAILABLE_MODES: readonly Mode[] = ['groups'];
-
-export const SLOW_CLIENT_POLICIES = ['disconnect', 'drop'] as const;
-export type SlowClientPolicy = (typeof SLOW_CLIENT_POLICIES)[number];
-
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-
-export interface SettingDefinition {
-  /** The canonical UPPER_SNAKE name. */
-  name: string;
-  /** Other names accepted for it (SocketForwarder's dotted names). */
-  aliases?: readonly string[];
-  /** The default as text, exactly as README and .env.example show it; undefined = required (or inferred, see MODE). */
-  default: string | undefined;
-  /** A valid value for the "e.g." part of error messages. */
-  example: string;
-  /** One line for .env.example and README. */
-  doc: string;
-  /** `common`, or the modes the setting belongs to (setting it in another mode is an error). */
-  scope: 'common' | readonly Mode[];
-  /** Never logged or shown in /status (AUTH_SECRET). */
-  secret?: boolean;
-  // envalid's validator types are invariant in T; the parsed values are typed again in load.ts.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  validator: (spec?: any) => ValidatorSpec<any>;
-}
-
-export const SETTINGS: readonly SettingDefinition[] = [
-  // Common settings (DESIGN §1).
+/** Settings of every mode (DESIGN §1). */
+export const COMMON_SETTINGS: readonly SettingDefinition[] = [
   {
     name: 'MODE',
     default: undefined,
@@ -147,126 +119,10 @@ export const SETTINGS: readonly SettingDefinition[] = [
     validator: nonNegativeInt,
   },
 
-  // groups mode (DESIGN §4).
-  {
-    name: 'TCP_PORT',
-    aliases: ['socketforwarder.tcp.port'],
-    default: '7100',
-    example: '7100',
-    doc: 'TCP port for group members; off disables TCP',
-    scope: ['groups'],
-    validator: optionalPort,
-  },
-  {
-    name: 'UDP_PORT',
-    aliases: ['socketforwarder.udp.port'],
-    default: '7100',
-    example: '7100',
-    doc: 'UDP port of the one UDP group; off disables UDP',
-    scope: ['groups'],
-    validator: optionalPort,
-  },
-  {
-    name: 'PREFIX',
-    aliases: ['socketforwarder.new_client_prefix'],
-    default: 'SOCKETFORWARDER-NEW:',
-    example: 'SOCKETFORWARDER-NEW:',
-    doc: 'join prefix (case-sensitive) of a TCP join line and a UDP registration',
-    scope: ['groups'],
-    validator: nonEmptyText,
-  },
-  {
-    name: 'JOIN_TIMEOUT_MS',
-    default: '5000',
-    example: '5000',
-    doc: 'a TCP client that has not completed its join line by then is closed',
-    scope: ['groups'],
-    validator: positiveInt,
-  },
-  {
-    name: 'JOIN_QUIET_MS',
-    default: '20',
-    example: '20',
-    doc: 'a join line without a newline ends when no byte has arrived for this long',
-    scope: ['groups'],
-    validator: positiveInt,
-  },
-  {
-    name: 'MAX_MESSAGE_BYTES',
-    aliases: ['socketforwarder.max_read_in_size'],
-    default: '10240',
-    example: '10240',
-    doc: 'longest join line and largest UDP datagram (a larger datagram is dropped and counted)',
-    scope: ['groups'],
-    validator: positiveInt,
-  },
-  {
-    name: 'TCP_PRECONFIG_ADDRESSES',
-    aliases: ['socketforwarder.tcp.preconfig_addresses', 'tcp.preconfig_addresses'],
-    default: '',
-    example: 'sensors:192.168.1.20:0,plc:[::1]:0',
-    doc: 'group:host:port,… clients from host (and port unless it is 0) join group without a join line',
-    scope: ['groups'],
-    validator: groupAddressList,
-  },
-  {
-    name: 'TCP_DIAL_ADDRESSES',
-    default: '',
-    example: 'sensors:192.168.1.20:4001',
-    doc: 'group:host:port,… switchboard dials these, keeps them in group and reconnects with backoff',
-    scope: ['groups'],
-    validator: groupAddressList,
-  },
-  {
-    name: 'UDP_PRECONFIG_ADDRESSES',
-    aliases: ['socketforwarder.udp.preconfig_addresses', 'udp.preconfig_addresses'],
-    default: '',
-    example: '192.168.1.30:9999,[::1]:9999',
-    doc: 'host:port,… UDP peers that receive from start-up',
-    scope: ['groups'],
-    validator: hostPortList,
-  },
-  {
-    name: 'UDP_OPEN',
-    default: 'false',
-    example: 'true',
-    doc: 'forward datagrams from unregistered senders too (true in the SocketForwarder profile)',
-    scope: ['groups'],
-    validator: flag,
-  },
-  {
-    name: 'UDP_ECHO_SENDER',
-    default: 'false',
-    example: 'true',
-    doc: 'a registered sender also receives its own datagrams (true in the SocketForwarder profile)',
-    scope: ['groups'],
-    validator: flag,
-  },
-  {
-    name: 'UDP_PEER_TTL_MS',
-    default: '0',
-    example: '60000',
-    doc: 'registered UDP peers expire after this long without a datagram or re-registration; 0 = never',
-    scope: ['groups'],
-    validator: nonNegativeInt,
-  },
-  {
-    name: 'MAX_UDP_PEERS',
-    default: '1024',
-    example: '1024',
-    doc: 'UDP registrations beyond this many peers are refused and counted',
-    scope: ['groups'],
-    validator: positiveInt,
-  },
-  {
-    name: 'SLOW_CLIENT',
-    default: 'disconnect',
-    example: 'drop',
-    doc: 'what happens to a receiver CLIENT_BUFFER_BYTES behind: disconnect (closed and counted) or drop (its bytes are discarded and counted until it catches up)',
-    scope: ['groups'],
-    validator: oneOf(SLOW_CLIENT_POLICIES),
-  },
 ];
+
+/** Settings of each mode: one file per mode under modes/, in the order README shows them. */
+export const SETTINGS: readonly SettingDefinition[] = [...COMMON_SETTINGS, ...GROUPS_SETTINGS];
 
 /** Names that are not settings of their own but switch something on by being present. */
 export const PRESENCE_ALIASES = {

@@ -28,6 +28,11 @@ function rethrowAddress<T>(parse: () => T): T {
   }
 }
 
+/** Turns the OFF marker of an optional port into null. */
+export function portOrNull(value: unknown): number | null {
+  return value === OFF ? null : (value as number);
+}
+
 /** envalid refuses null results, so "off" travels as this marker and load.ts turns it into null. */
 export const OFF = 'off' as const;
 

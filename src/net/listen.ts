@@ -106,12 +106,12 @@ export class TcpListener {
     return { name: this.options.name, protocol: 'tcp', host: this.boundHost || this.options.host, port: this.port };
   }
 
-  /** Stops accepting; open connections stay until the engine closes them. */
-  stopAccepting(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.server.listening) return resolve();
-      this.server.close(() => resolve());
-    });
+  /**
+   * Stops accepting; open connections stay until the engine closes them. (server.close()'s callback waits for every
+   * connection to end, so it is not awaited: the listening socket itself is closed synchronously.)
+   */
+  stopAccepting(): void {
+    if (this.server.listening) this.server.close();
   }
 
   private accept(socket: Socket): void {

@@ -114,7 +114,7 @@ export class TcpGroups {
   async drain(deadline: number): Promise<void> {
     this.draining = true;
     for (const dialer of this.dialers) dialer.stop();
-    await this.listener?.stopAccepting();
+    this.listener?.stopAccepting();
     const sockets = [...(this.listener?.connections ?? []), ...[...this.members].map((m) => m.socket)];
     const unique = [...new Set(sockets)];
     await Promise.all(

@@ -1,0 +1,102 @@
+/**
+ * Test plumbing: switchboard instances on OS-chosen loopback ports, TCP clients that record what they receive, bounded
+ * waits, and metric reads. Every helper that opens something registers it for closing.
+ */
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { pino } from 'pino';
+import { App } from '../src/app.js';
+import { loadConfig } from '../src/config/load.js';
+
+export const LOOPBACK = '127.0.0.1';
+
+/** An App on 127.0.0.1 with every port chosen by the OS; `env` overrides. Close it with `stop()`. */
+export async function startApp(env: Record<string, string> = {}): Promise<App & { stop(): Promise<void> }> {
+  const loaded = loadConfig({
+    HOST: LOOPBACK,
+    HTTP_HOST: LOOPBACK,
+    HTTP_PORT: '0',
+    TCP_PORT: '0',
+    UDP_PORT: '0',
+    SHUTDOWN_GRACE_MS: '500',
+    ...env,
+  });
+  const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const app = new App(loaded, log) as App & { stop(): Promise<void> };
+  await app.start();
+  let stopped = false;
+  app.stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await app.drain();
+  };
+  return app;
+}
+
+/** Records everything a socket receives. */
+export class Recorder {
+  chunks: Buffer[] = [];
+  length = 0;
+  ended = false;
+  closed = false;
+  constructor(readonly socket: Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.chunks.push(chunk);
+      this.length += chunk.length;
+    });
+    socket.on('end', () => (this.ended = true));
+    socket.on('close', () => (this.closed = true));
+    socket.on('error', () => {});
+  }
+  get text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
+  get bytes(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+}
+
+export async function connectTcp(port: number, host = LOOPBACK): Promise<Socket> {
+  const socket = connect({ port, host });
+  socket.setNoDelay(true);
+  await once(socket, 'connect');
+  return socket;
+}
+
+/** A connected client with a Recorder, already joined to `group` (join line with newline). */
+export async function joinGroup(port: number, group: string, prefix = 'SOCKETFORWARDER-NEW:'): Promise<Recorder> {
+  const socket = await connectTcp(port);
+  socket.write(`${prefix}${group}\n`);
+  return new Recorder(socket);
+}
+
+/** Polls `predicate` until true; fails with `what` after `timeoutMs`. */
+export async function waitFor(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The value of one series, e.g. metric(app, 'switchboard_bytes_total', { direction: 'in' }). */
+export async function metric(app: App, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const json = await app.metrics.registry.getMetricsAsJSON();
+  const found = json.find((m) => m.name === name);
+  if (!found) throw new Error(`no metric ${name}`);
+  const values = (found as unknown as { values: Array<{ value: number; labels: Record<string, string | number> }> }).values;
+  const match = values.find((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want));
+  return match?.value ?? 0;
+}
+
+/** Groups-mode membership is asynchronous (join line parsing): wait until the group has `count` members. */
+export async function waitForMembers(app: App, group: string, count: number): Promise<void> {
+  await waitFor(() => {
+    const groups = (app.engine.status() as { groups: Array<{ id: string; members: number }> }).groups;
+    return (groups.find((g) => g.id === group)?.members ?? 0) === count;
+  }, `${count} members in group "${group}"`);
+}
