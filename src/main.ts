@@ -5,6 +5,7 @@
  */
 import closeWithGrace from 'close-with-grace';
 import { App } from './app.js';
+import { applyCommandLine } from './config/cli.js';
 import { ConfigError, loadConfig, type LoadedConfig } from './config/load.js';
 import { createLogger } from './log.js';
 import { VERSION } from './version.js';
@@ -15,7 +16,7 @@ const SHUTDOWN_MARGIN_MS = 2000;
 async function main(): Promise<void> {
   let loaded: LoadedConfig;
   try {
-    loaded = loadConfig(process.env);
+    loaded = loadConfig(applyCommandLine(process.argv.slice(2), process.env));
   } catch (error) {
     if (error instanceof ConfigError) {
       for (const problem of error.problems) process.stderr.write(`switchboard: ${problem}\n`);

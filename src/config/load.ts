@@ -7,6 +7,16 @@
 import { cleanEnv, EnvMissingError } from 'envalid';
 import { ErrorCodes, SwitchboardError } from '../errors.js';
 import { buildGroupsConfig, checkGroupsSettings, type GroupsConfig } from './modes/groups.js';
+import { buildMuxConfig, checkMuxSettings, type MuxConfig } from './modes/mux.js';
+import {
+  buildAgentConfig,
+  buildRelayConfig,
+  checkAgentSettings,
+  checkRelaySettings,
+  type AgentConfig,
+  type RelayConfig,
+} from './modes/relay.js';
+import { buildShareConfig, checkShareSettings, type ShareConfig } from './modes/share.js';
 import { portOrNull } from './validators.js';
 import {
   AVAILABLE_MODES,
@@ -18,7 +28,7 @@ import {
   type SettingDefinition,
 } from './settings.js';
 
-export type { GroupsConfig };
+export type { AgentConfig, GroupsConfig, MuxConfig, RelayConfig, ShareConfig };
 
 export interface CommonConfig {
   mode: Mode;
@@ -40,12 +50,36 @@ export interface GroupsModeConfig extends CommonConfig {
   groups: GroupsConfig;
 }
 
+export interface MuxModeConfig extends CommonConfig {
+  mode: 'mux';
+  mux: MuxConfig;
+}
+
+export interface ShareModeConfig extends CommonConfig {
+  mode: 'share';
+  share: ShareConfig;
+}
+
+export interface RelayModeConfig extends CommonConfig {
+  mode: 'relay';
+  relay: RelayConfig;
+}
+
+export interface AgentModeConfig extends CommonConfig {
+  mode: 'agent';
+  agent: AgentConfig;
+}
+
 /** One member per mode; engines receive the member of their own mode. */
-export type Config = GroupsModeConfig;
+export type Config = GroupsModeConfig | MuxModeConfig | ShareModeConfig | RelayModeConfig | AgentModeConfig;
 
 /** Cross-setting rules of each mode (the per-setting rules are in the validators). */
 const MODE_CHECKS: Partial<Record<Mode, (cleaned: Record<string, unknown>, sourceOf: (name: string) => string) => string[]>> = {
   groups: checkGroupsSettings,
+  mux: checkMuxSettings,
+  share: checkShareSettings,
+  relay: checkRelaySettings,
+  agent: checkAgentSettings,
 };
 
 export interface LoadedConfig {
@@ -102,6 +136,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): LoadedConfig {
 
   // Settings of another mode are an error: they would silently do nothing.
   for (const [name, { source }] of raw) {
+    // The settings that select a mode are reported by chooseMode already.
+    if (MODE_INFERENCE.some((m) => m.setting === name)) continue;
     const setting = SETTINGS.find((s) => s.name === name);
     if (mode && setting && setting.scope !== 'common' && !setting.scope.includes(mode)) {
       problems.push(`${source} is a setting of MODE=${setting.scope.join('/')}, but MODE is ${mode}; remove it or set MODE=${setting.scope[0]}`);
@@ -241,9 +277,14 @@ function buildConfig(mode: Mode, c: Record<string, unknown>): Config {
   switch (mode) {
     case 'groups':
       return { ...common, mode, groups: buildGroupsConfig(c) };
-    default:
-      // chooseMode refuses modes this build does not have, so this is a programming error.
-      throw new Error(`no configuration builder for mode ${mode}`);
+    case 'mux':
+      return { ...common, mode, mux: buildMuxConfig(c) };
+    case 'share':
+      return { ...common, mode, share: buildShareConfig(c) };
+    case 'relay':
+      return { ...common, mode, relay: buildRelayConfig(c) };
+    case 'agent':
+      return { ...common, mode, agent: buildAgentConfig(c) };
   }
 }
 

@@ -3,6 +3,9 @@
  * checked against it (test/config/docs.test.ts), so a setting has the same name and default everywhere.
  */
 import { GROUPS_SETTINGS } from './modes/groups.js';
+import { MUX_SETTINGS } from './modes/mux.js';
+import { RELAY_SETTINGS } from './modes/relay.js';
+import { SHARE_SETTINGS } from './modes/share.js';
 import { LOG_LEVELS, MODES, type SettingDefinition } from './types.js';
 import {
   bindHost,
@@ -122,7 +125,13 @@ export const COMMON_SETTINGS: readonly SettingDefinition[] = [
 ];
 
 /** Settings of each mode: one file per mode under modes/, in the order README shows them. */
-export const SETTINGS: readonly SettingDefinition[] = [...COMMON_SETTINGS, ...GROUPS_SETTINGS];
+export const SETTINGS: readonly SettingDefinition[] = [
+  ...COMMON_SETTINGS,
+  ...GROUPS_SETTINGS,
+  ...MUX_SETTINGS,
+  ...SHARE_SETTINGS,
+  ...RELAY_SETTINGS,
+];
 
 /** Names that are not settings of their own but switch something on by being present. */
 export const PRESENCE_ALIASES = {

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { ConfigError, loadConfig, type GroupsModeConfig } from '../../src/config/load.js';
 import { SETTINGS } from '../../src/config/settings.js';
+
+/** loadConfig for environments that select groups mode, typed as such. */
+function loadGroups(env: Record<string, string>) {
+  const loaded = loadConfig(env);
+  assert.equal(loaded.config.mode, 'groups');
+  return { ...loaded, config: loaded.config as GroupsModeConfig };
+}
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -16,7 +23,7 @@ function problemsOf(env: Record<string, string>): string[] {
 
 describe('configuration', () => {
   it('starts groups mode on TCP and UDP 7100 with the sidecar on 9502 when nothing is set', () => {
-    const { config, modeSource, profile } = loadConfig({});
+    const { config, modeSource, profile } = loadGroups({});
     assert.equal(config.mode, 'groups');
     assert.equal(modeSource, 'inferred');
     assert.equal(profile, null);
@@ -65,7 +72,7 @@ describe('configuration', () => {
       assert.ok(problems[0]!.startsWith(`${setting.name}="${bad}" `), problems[0]);
       assert.ok(problems[0]!.includes(`e.g. ${setting.name}=${setting.example}`), problems[0]);
       // The example itself must be valid.
-      loadConfig({ [setting.name]: setting.example });
+      loadGroups({ [setting.name]: setting.example });
     });
   }
 
@@ -83,7 +90,7 @@ describe('configuration', () => {
   });
 
   it('accepts 0 (any free port) and off for optional ports', () => {
-    const { config } = loadConfig({ TCP_PORT: '0', UDP_PORT: 'off', HTTP_PORT: 'off' });
+    const { config } = loadGroups({ TCP_PORT: '0', UDP_PORT: 'off', HTTP_PORT: 'off' });
     assert.equal(config.groups.tcpPort, 0);
     assert.equal(config.groups.udpPort, null);
     assert.equal(config.httpPort, null);
@@ -99,7 +106,7 @@ describe('configuration', () => {
 
   describe('SocketForwarder names', () => {
     it('are accepted as aliases', () => {
-      const { config } = loadConfig({
+      const { config } = loadGroups({
         'socketforwarder.new_client_prefix': 'JOIN:',
         'socketforwarder.max_read_in_size': '2048',
         'socketforwarder.host_address': '127.0.0.1',
@@ -120,7 +127,7 @@ describe('configuration', () => {
       assert.match(line!, /TCP_PORT="7100" and socketforwarder.tcp.port="5000" name the same setting/);
       assert.match(problemsOf({ 'tcp.preconfig_addresses': 'a:1.2.3.4:0', 'socketforwarder.tcp.preconfig_addresses': 'b:1.2.3.4:0' })[0]!, /same setting/);
       assert.match(problemsOf({ LOG_LEVEL: 'warn', 'socketforwarder.debug': 'x' })[0]!, /same setting/);
-      loadConfig({ TCP_PORT: '5000', 'socketforwarder.tcp.port': '5000' });
+      loadGroups({ TCP_PORT: '5000', 'socketforwarder.tcp.port': '5000' });
     });
 
     it('name the alias the user wrote in error lines', () => {
@@ -128,15 +135,15 @@ describe('configuration', () => {
     });
 
     it('switch on the SocketForwarder profile: unset ports are off, UDP open with echo', () => {
-      const tcpOnly = loadConfig({ 'socketforwarder.tcp.port': '5000' });
+      const tcpOnly = loadGroups({ 'socketforwarder.tcp.port': '5000' });
       assert.equal(tcpOnly.profile, 'socketforwarder');
       assert.equal(tcpOnly.config.groups.tcpPort, 5000);
       assert.equal(tcpOnly.config.groups.udpPort, null);
-      const both = loadConfig({ 'socketforwarder.tcp.port': '5000', 'socketforwarder.udp.port': '5001' });
+      const both = loadGroups({ 'socketforwarder.tcp.port': '5000', 'socketforwarder.udp.port': '5001' });
       assert.equal(both.config.groups.udpPort, 5001);
       assert.equal(both.config.groups.udpOpen, true);
       assert.equal(both.config.groups.udpEchoSender, true);
-      const explicit = loadConfig({ 'socketforwarder.udp.port': '5001', UDP_OPEN: 'false', TCP_PORT: '7000' });
+      const explicit = loadGroups({ 'socketforwarder.udp.port': '5001', UDP_OPEN: 'false', TCP_PORT: '7000' });
       assert.equal(explicit.config.groups.udpOpen, false, 'explicit settings win over the profile');
       assert.equal(explicit.config.groups.tcpPort, 7000);
     });
@@ -144,8 +151,8 @@ describe('configuration', () => {
 
   describe('MODE inference', () => {
     it('picks groups when nothing selects a mode', () => {
-      assert.equal(loadConfig({}).config.mode, 'groups');
-      assert.equal(loadConfig({ MODE: 'groups' }).modeSource, 'MODE');
+      assert.equal(loadGroups({}).config.mode, 'groups');
+      assert.equal(loadGroups({ MODE: 'groups' }).modeSource, 'MODE');
     });
     it('infers mux, share and agent from TARGET, UPSTREAM and RELAY (refused until those modes exist)', () => {
       assert.match(problemsOf({ TARGET: '10.0.0.1:502' })[0]!, /TARGET is set, so MODE is mux/);
@@ -160,12 +167,12 @@ describe('configuration', () => {
 
   describe('typo warnings', () => {
     it('warn about names close to ours', () => {
-      const { warnings } = loadConfig({ TCP_PROT: '1', MAX_CLIENT: '5', 'socketforwarder.tcp.prot': '1' });
+      const { warnings } = loadGroups({ TCP_PROT: '1', MAX_CLIENT: '5', 'socketforwarder.tcp.prot': '1' });
       assert.equal(warnings.length, 3, warnings.join('\n'));
       assert.match(warnings.join('\n'), /TCP_PROT .*did you mean TCP_PORT/);
     });
     it("stay quiet about Kubernetes' service variables and unrelated names", () => {
-      const { warnings } = loadConfig({
+      const { warnings } = loadGroups({
         SWITCHBOARD_PORT: 'tcp://10.0.0.7:7100',
         SWITCHBOARD_SERVICE_HOST: '10.0.0.7',
         SWITCHBOARD_SERVICE_PORT: '7100',
@@ -181,7 +188,7 @@ describe('configuration', () => {
   });
 
   it('logs a summary without secrets', () => {
-    const { summary } = loadConfig({ TCP_PORT: '5000' });
+    const { summary } = loadGroups({ TCP_PORT: '5000' });
     assert.equal(summary.TCP_PORT, '5000');
     assert.equal(summary.MODE, 'groups');
   });
