@@ -10,14 +10,20 @@ import { loadConfig } from '../src/config/load.js';
 
 export const LOOPBACK = '127.0.0.1';
 
-/** An App on 127.0.0.1 with every port chosen by the OS; `env` overrides. Close it with `stop()`. */
+/** Settings that select a mode other than groups (DESIGN §1 inference). */
+const MODE_SELECTORS = ['MODE', 'TARGET', 'UPSTREAM', 'RELAY'];
+
+/**
+ * An App on 127.0.0.1 with every port chosen by the OS; `env` overrides. In groups mode TCP_PORT and UDP_PORT default to 0;
+ * other modes set their own ports (LISTEN_PORT: '0', …) in `env`. Close it with `stop()`.
+ */
 export async function startApp(env: Record<string, string> = {}): Promise<App & { stop(): Promise<void> }> {
+  const groups = !MODE_SELECTORS.some((name) => name in env) || env.MODE === 'groups';
   const loaded = loadConfig({
     HOST: LOOPBACK,
     HTTP_HOST: LOOPBACK,
     HTTP_PORT: '0',
-    TCP_PORT: '0',
-    UDP_PORT: '0',
+    ...(groups ? { TCP_PORT: '0', UDP_PORT: '0' } : {}),
     SHUTDOWN_GRACE_MS: '500',
     ...env,
   });
