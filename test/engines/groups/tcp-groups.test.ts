@@ -211,3 +211,24 @@ describe('groups mode over TCP', () => {
     assert.ok((await metric(sw, 'switchboard_upstream_reconnects_total')) >= 1);
   });
 });
+
+describe('groups mode over IPv6', () => {
+  it('serves IPv6 clients and matches [::1] in TCP_PRECONFIG_ADDRESSES', async () => {
+    const { startApp: start } = await import('../../helpers.js');
+    const sw = await start({ HOST: '::', UDP_PORT: 'off', TCP_PRECONFIG_ADDRESSES: 'v6:[::1]:0' });
+    try {
+      const port = sw.port('tcp');
+      const a = new Recorder(await connectTcp(port, '::1'));
+      const b = new Recorder(await connectTcp(port, '::1'));
+      await waitForMembers(sw, 'v6', 2);
+      a.socket.write('over v6');
+      await waitFor(() => b.text === 'over v6', 'IPv6 members to talk');
+      const status = sw.engine.status() as { clients: Array<{ address: string }> };
+      assert.ok(status.clients.every((c) => c.address.startsWith('[::1]:')), JSON.stringify(status.clients));
+      a.socket.destroy();
+      b.socket.destroy();
+    } finally {
+      await sw.stop();
+    }
+  });
+});

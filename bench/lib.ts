@@ -1,0 +1,156 @@
+/**
+ * Benchmark plumbing shared by bench/<mode>.ts (DESIGN §9): processes pinned with taskset where available, every child
+ * killed by PID on exit, free loopback ports, medians, and the RESULTS.md section writer.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus } from 'node:os';
+
+export const ROOT = new URL('..', import.meta.url).pathname;
+export const HOST = '127.0.0.1';
+export const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+export const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
+export const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
+
+const children = new Set<ChildProcess>();
+const killAll = () => {
+  for (const child of children) if (child.pid) try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
+};
+process.on('exit', killAll);
+process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143));
+
+const hasTaskset = (() => {
+  try {
+    execFileSync('taskset', ['-c', '0', 'true']);
+    return cpus().length >= 2;
+  } catch {
+    return false;
+  }
+})();
+
+/** Core 0 for the system under test, core 1 for load generators (when there are two cores and taskset exists). */
+export const CORES = hasTaskset ? { subject: '0', load: '1' } : undefined;
+
+export interface Child {
+  child: ChildProcess;
+  /** JSON lines printed on stdout so far. */
+  lines: Array<Record<string, unknown>>;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+export function run(command: string, args: string[], options: { cpu?: string; env?: Record<string, string> } = {}): Child {
+  const [cmd, argv] = options.cpu && CORES ? ['taskset', ['-c', options.cpu, command, ...args]] : [command, args];
+  const child = spawn(cmd, argv as string[], { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  const lines: Array<Record<string, unknown>> = [];
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    let newline: number;
+    while ((newline = stdout.indexOf('\n')) >= 0) {
+      const line = stdout.slice(0, newline);
+      stdout = stdout.slice(newline + 1);
+      if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
+    }
+  });
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => (children.delete(child), resolve(code))));
+  return { child, lines, stderr: () => stderr, exited };
+}
+
+/** A TypeScript worker under bench/workers, in its own process, on the load core. */
+export function worker(name: string, options: object): Child {
+  return run(process.execPath, ['--import', 'tsx', `bench/workers/${name}.ts`, JSON.stringify(options)], { cpu: CORES?.load });
+}
+
+export function stop(child: Child): Promise<number | null> {
+  if (child.child.exitCode === null) child.child.kill('SIGTERM');
+  return child.exited;
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function until(predicate: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** switchboard from dist/ (build first), pinned to the subject core; resolves once its "ready" line shows the ports. */
+export async function startSwitchboard(env: Record<string, string>): Promise<Child & { ports: Record<string, number> }> {
+  const started = run(process.execPath, ['dist/main.js'], {
+    cpu: CORES?.subject,
+    env: { HOST, HTTP_HOST: HOST, HTTP_PORT: '0', LOG_LEVEL: 'info', ...env },
+  });
+  // switchboard logs on stderr.
+  const readyLine = () => started.stderr().split('\n').find((l) => l.includes('"msg":"ready"'));
+  await until(() => readyLine() !== undefined || started.child.exitCode !== null, 'switchboard to be ready');
+  if (!readyLine()) throw new Error(`switchboard did not start: ${started.stderr()}`);
+  const listeners = (JSON.parse(readyLine()!) as { listeners: Array<{ name: string; port: number }> }).listeners;
+  return { ...started, ports: Object.fromEntries(listeners.map((l) => [l.name, l.port])) };
+}
+
+export function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+}
+
+/** Bytes a receiver process counted between two instants, interpolated from its 100 ms reports. */
+export function bytesBetween(lines: Array<Record<string, unknown>>, from: number, to: number): number {
+  const points = lines.filter((l) => typeof l.t === 'number') as Array<{ t: number; bytes: number }>;
+  const at = (t: number) => {
+    let before = { t: 0, bytes: 0 };
+    for (const p of points) {
+      if (p.t >= t) {
+        const span = p.t - before.t || 1;
+        return before.bytes + ((p.bytes - before.bytes) * (t - before.t)) / span;
+      }
+      before = p;
+    }
+    return before.bytes;
+  };
+  return at(to) - at(from);
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+export function machine(): string {
+  const model = cpus()[0]?.model ?? 'unknown CPU';
+  return `${cpus().length} cores (${model}), ${Math.round(Number(execFileSync('awk', ['/MemTotal/ {print $2}', '/proc/meminfo']).toString()) / 1048576)} GiB, Node ${process.version}${CORES ? ', switchboard/socat pinned to core 0 and load generators to core 1 with taskset' : ', no taskset pinning'}`;
+}
+
+/** Replaces the `## <title>` section of bench/RESULTS.md (or appends it). */
+export function writeResultsSection(title: string, body: string): void {
+  const path = `${ROOT}bench/RESULTS.md`;
+  const header = '# Benchmark results\n\nEach section is written by `npm run bench:<mode>` (DESIGN §9: warm-up, each point measured for at least 5 s, median of 3 runs, generators in their own processes).\n';
+  let text = existsSync(path) ? readFileSync(path, 'utf8') : header;
+  const marker = `\n## ${title}\n`;
+  const start = text.indexOf(marker);
+  const section = `${marker}\n${body.trim()}\n`;
+  if (start < 0) {
+    text = `${text.trimEnd()}\n${section}`;
+  } else {
+    const next = text.indexOf('\n## ', start + marker.length);
+    text = text.slice(0, start) + section + (next < 0 ? '' : text.slice(next));
+  }
+  writeFileSync(path, text);
+}
+
+export const mbps = (bytes: number, seconds: number) => (bytes * 8) / seconds / 1e6;

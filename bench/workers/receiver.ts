@@ -1,0 +1,73 @@
+/**
+ * Load receiver: `connections` TCP connections that (optionally) join a group and count what arrives. Every 100 ms it
+ * prints a JSON line {t, bytes} (cumulative, all connections); with `latency` it parses the sender's framed messages and,
+ * at the end, prints {latencies: {count, p50, p99, max}} in ms. `stalled` connections never read.
+ * argv: JSON { host, port, joinLine?, connections, stalled?, latency?, durationMs }.
+ */
+import { connect, createServer, type Socket } from 'node:net';
+
+const options = JSON.parse(process.argv[2]!) as {
+  host: string;
+  port: number;
+  joinLine?: string;
+  connections: number;
+  stalled?: number;
+  latency?: boolean;
+  durationMs: number;
+  /** Listen on `port` instead of connecting (the "generator alone" baseline: sender → receiver directly). */
+  listen?: boolean;
+};
+
+let bytes = 0;
+const latenciesNs: number[] = [];
+const sockets: Socket[] = [];
+if (options.listen) {
+  const server = createServer((socket) => {
+    sockets.push(socket);
+    socket.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(options.port, options.host, resolve));
+}
+for (let i = 0; i < (options.listen ? 0 : options.connections); i++) {
+  const socket = connect({ host: options.host, port: options.port });
+  socket.setNoDelay(true);
+  socket.on('error', () => {});
+  if (options.joinLine) socket.write(options.joinLine);
+  const stalled = i < (options.stalled ?? 0);
+  if (stalled) {
+    socket.pause();
+  } else if (options.latency) {
+    let pending = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      const now = process.hrtime.bigint();
+      bytes += chunk.length;
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      while (pending.length >= 16) {
+        const size = pending.readUInt32LE(0);
+        if (pending.length < size) break;
+        latenciesNs.push(Number(now - pending.readBigUInt64LE(8)));
+        pending = pending.subarray(size);
+      }
+    });
+  } else {
+    socket.on('data', (chunk: Buffer) => (bytes += chunk.length));
+  }
+  sockets.push(socket);
+  if (i % 100 === 99) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+console.log(JSON.stringify({ connected: sockets.length }));
+const started = Date.now();
+const timer = setInterval(() => {
+  console.log(JSON.stringify({ t: Date.now(), bytes }));
+  if (Date.now() - started > options.durationMs) {
+    clearInterval(timer);
+    if (options.latency) {
+      const sorted = latenciesNs.sort((a, b) => a - b);
+      const pick = (q: number) => (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN) / 1e6;
+      console.log(JSON.stringify({ latencies: { count: sorted.length, p50: pick(0.5), p99: pick(0.99), max: pick(1) } }));
+    }
+    for (const s of sockets) s.destroy();
+    process.exit(0);
+  }
+}, 100);
