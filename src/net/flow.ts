@@ -205,12 +205,20 @@ export class Fanout {
       delivered++;
       if (!receiver.socket.writableNeedDrain) canTakeMore = true;
     }
+    if (delivered === 0 && !this.hasReceiverBesides(except)) {
+      // Nobody to hear it (a group of one): the bytes are gone, and the metrics say so.
+      metrics.hot.dropped.no_receiver += chunk.length;
+    }
     if (source && delivered > 0 && !canTakeMore) {
       source.pause();
       this.pausedSources.add(source);
     }
     budget.enforce();
     return delivered;
+  }
+
+  private hasReceiverBesides(except: Receiver | undefined): boolean {
+    return this.receivers.size > (except !== undefined && this.receivers.has(except) ? 1 : 0);
   }
 
   /** Forget a source that went away (a member that left must not be resumed later). */

@@ -232,3 +232,19 @@ describe('groups mode over IPv6', () => {
     }
   });
 });
+
+describe('groups mode accounting', () => {
+  it('counts bytes sent to a group nobody else is in as dropped (no_receiver)', async () => {
+    const { startApp: start, metric: read } = await import('../../helpers.js');
+    const sw = await start({ UDP_PORT: 'off' });
+    try {
+      const alone = await joinGroup(sw.port('tcp'), 'solo');
+      await waitForMembers(sw, 'solo', 1);
+      alone.socket.write('nobody hears this');
+      await waitFor(async () => (await read(sw, 'switchboard_dropped_bytes_total', { reason: 'no_receiver' })) === 17, 'the drop to be counted');
+      alone.socket.destroy();
+    } finally {
+      await sw.stop();
+    }
+  });
+});
