@@ -10,6 +10,9 @@ import { Metrics } from './metrics.js';
 import { BufferBudget } from './net/flow.js';
 import { Sidecar, type Phase } from './sidecar/server.js';
 
+/** Part of SHUTDOWN_GRACE_MS kept for closing the sidecar and exiting after the engine's drain, so the exit lands inside. */
+const EXIT_RESERVE_MS = 250;
+
 export class App {
   readonly metrics: Metrics;
   readonly budget: BufferBudget;
@@ -55,7 +58,8 @@ export class App {
   /** Readiness goes 503 at once; then the engine drains within the grace period and the sidecar closes. */
   async drain(): Promise<void> {
     this.currentPhase = 'draining';
-    await this.engine.drain(this.loaded.config.shutdownGraceMs);
+    const grace = this.loaded.config.shutdownGraceMs;
+    await this.engine.drain(Math.max(0, grace - Math.min(EXIT_RESERVE_MS, grace / 2)));
     await this.sidecar?.close();
   }
 
