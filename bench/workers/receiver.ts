@@ -38,7 +38,7 @@ for (let i = 0; i < (options.listen ? 0 : options.connections); i++) {
   if (stalled) {
     socket.pause();
   } else if (options.latency) {
-    let pending = Buffer.alloc(0);
+    let pending: Buffer = Buffer.alloc(0);
     socket.on('data', (chunk: Buffer) => {
       const now = process.hrtime.bigint();
       bytes += chunk.length;
