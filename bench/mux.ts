@@ -1,0 +1,248 @@
+/**
+ * `npm run bench:mux` (DESIGN §9, issue 5): switchboard in mux mode against a direct connection to the same fake Modbus
+ * device, N clients polling. The device and the pollers run in their own processes (this file, started again with the
+ * role `device` or `poller`); switchboard runs from dist/ on its own core. Each point: warm-up, then BENCH_SECONDS
+ * (default 5) of measurement, BENCH_REPEATS (default 3) times, median reported. Writes the `## mux` section of
+ * bench/RESULTS.md.
+ *
+ * Points (issue 5's targets):
+ *   1 client: p50(switchboard) − p50(direct) ≤ 0.15 ms
+ *   10 clients, MAX_INFLIGHT=1: throughput ≥ 0.6 × one direct client's
+ *   10 clients, MAX_INFLIGHT=8 (the device answers pipelined requests): ≥ 1.0 × one direct client's
+ *   1,000 idle Modbus clients: RSS ≤ 100 MB
+ * "Direct" is the generator alone against the device, so it also shows the generator is not the bottleneck.
+ */
+import { execFileSync } from 'node:child_process';
+import { createServer, connect, type Socket } from 'node:net';
+import { encodeModbusTcp, ModbusTcpDecoder } from '../src/protocols/modbus-tcp.js';
+import {
+  CORES,
+  HOST,
+  machine,
+  median,
+  REPEATS,
+  rssMiB,
+  run,
+  SECONDS,
+  sleep,
+  startSwitchboard,
+  stop,
+  until,
+  WARMUP_SECONDS,
+  writeResultsSection,
+  type Child,
+} from './lib.js';
+
+/** Registers read per request (a typical inverter poll block). */
+const QUANTITY = 10;
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Roles in their own processes.
+
+/** A Modbus TCP device that answers every request at once, in order, so pipelined requests are answered pipelined. */
+function deviceRole(): void {
+  const server = createServer((socket) => {
+    socket.setNoDelay(true);
+    socket.on('error', () => {});
+    const decoder = new ModbusTcpDecoder();
+    socket.on('data', (chunk: Buffer) => {
+      const replies: Buffer[] = [];
+      for (const frame of decoder.push(chunk).frames) {
+        const address = frame.pdu.readUInt16BE(1);
+        const quantity = frame.pdu.readUInt16BE(3);
+        const pdu = Buffer.allocUnsafe(2 + quantity * 2);
+        pdu[0] = frame.functionCode;
+        pdu[1] = quantity * 2;
+        for (let i = 0; i < quantity; i++) pdu.writeUInt16BE((address + i) & 0xffff, 2 + i * 2);
+        replies.push(encodeModbusTcp(frame.transactionId, frame.unitId, pdu));
+      }
+      if (replies.length > 0) socket.write(replies.length === 1 ? replies[0]! : Buffer.concat(replies));
+    });
+  });
+  server.listen(0, HOST, () => console.log(JSON.stringify({ port: (server.address() as { port: number }).port })));
+}
+
+interface PollerOptions {
+  port: number;
+  clients: number;
+  warmupSeconds: number;
+  seconds: number;
+  /** Idle clients only connect and wait (RSS point). */
+  idle?: boolean;
+}
+
+/** N connections, each polling with one request outstanding; prints counts and latency percentiles after the warm-up. */
+async function pollerRole(options: PollerOptions): Promise<void> {
+  const sockets: Socket[] = [];
+  for (let i = 0; i < options.clients; i++) {
+    const socket = connect({ host: HOST, port: options.port });
+    socket.setNoDelay(true);
+    socket.on('error', () => {});
+    await new Promise((resolve) => socket.once('connect', resolve));
+    sockets.push(socket);
+  }
+  if (options.idle) {
+    console.log(JSON.stringify({ connected: sockets.length }));
+    await new Promise(() => {}); // killed by the parent
+  }
+  const start = performance.now();
+  const measureFrom = start + options.warmupSeconds * 1000;
+  const end = measureFrom + options.seconds * 1000;
+  const latencies: number[] = [];
+  let requests = 0;
+  let mismatches = 0;
+  await Promise.all(
+    sockets.map(
+      (socket, k) =>
+        new Promise<void>((resolve) => {
+          const decoder = new ModbusTcpDecoder();
+          const address = (k * 100) % 60000;
+          let transactionId = 1;
+          let sentAt = 0;
+          const send = () => {
+            sentAt = performance.now();
+            if (sentAt >= end) return resolve();
+            transactionId = (transactionId + 1) & 0xffff;
+            const pdu = Buffer.from([3, address >> 8, address & 0xff, 0, QUANTITY]);
+            socket.write(encodeModbusTcp(transactionId, 1, pdu));
+          };
+          socket.on('data', (chunk: Buffer) => {
+            for (const frame of decoder.push(chunk).frames) {
+              const now = performance.now();
+              if (frame.transactionId !== transactionId || frame.pdu.readUInt16BE(2) !== address) mismatches++;
+              if (sentAt >= measureFrom) {
+                requests++;
+                latencies.push(now - sentAt);
+              }
+              send();
+            }
+          });
+          send();
+        }),
+    ),
+  );
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+  console.log(JSON.stringify({ requests, rate: requests / options.seconds, p50: at(0.5), p99: at(0.99), mismatches }));
+  for (const socket of sockets) socket.destroy();
+  process.exit(0);
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The orchestrator.
+
+function role(name: 'device' | 'poller', options: object = {}): Child {
+  return run(process.execPath, ['--import', 'tsx', 'bench/mux.ts', name, JSON.stringify(options)], { cpu: CORES?.load });
+}
+
+interface PollResult {
+  rate: number;
+  p50: number;
+  p99: number;
+  mismatches: number;
+}
+
+async function poll(port: number, clients: number): Promise<PollResult> {
+  const poller = role('poller', { port, clients, warmupSeconds: WARMUP_SECONDS, seconds: SECONDS });
+  await poller.exited;
+  const result = poller.lines.find((l) => 'rate' in l) as PollResult | undefined;
+  if (!result) throw new Error(`poller failed: ${poller.stderr()}`);
+  return result;
+}
+
+async function startDevice(): Promise<{ device: Child; port: number }> {
+  const device = role('device');
+  await until(() => device.lines.some((l) => 'port' in l), 'the fake device');
+  return { device, port: device.lines.find((l) => 'port' in l)!.port as number };
+}
+
+async function muxSwitchboard(devicePort: number, env: Record<string, string> = {}) {
+  const sb = await startSwitchboard({
+    TARGET: `${HOST}:${devicePort}`,
+    PROTOCOL: 'modbus',
+    LISTEN_PORT: '0',
+    ...env,
+  });
+  return sb;
+}
+
+/** The median of REPEATS runs, by rate (p50/p99 are medians of their own). */
+function summarise(runs: PollResult[]): PollResult {
+  return {
+    rate: median(runs.map((r) => r.rate)),
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    mismatches: runs.reduce((sum, r) => sum + r.mismatches, 0),
+  };
+}
+
+async function main(): Promise<void> {
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: new URL('..', import.meta.url).pathname, stdio: 'inherit' });
+  const { device, port: devicePort } = await startDevice();
+  const raw: string[] = [];
+  const points: Record<string, PollResult[]> = { direct1: [], sb1: [], sb10: [], sb10x8: [] };
+  try {
+    for (let repeat = 0; repeat < REPEATS; repeat++) {
+      points.direct1!.push(await poll(devicePort, 1));
+
+      const sb = await muxSwitchboard(devicePort);
+      // Startup log lines come before "ready"; wait for "upstream up" too.
+      await until(() => sb.stderr().includes('"msg":"upstream up"'), 'switchboard upstream up');
+      points.sb1!.push(await poll(sb.ports.tcp!, 1));
+      points.sb10!.push(await poll(sb.ports.tcp!, 10));
+      await stop(sb);
+
+      const sb8 = await muxSwitchboard(devicePort, { MAX_INFLIGHT: '8' });
+      await until(() => sb8.stderr().includes('"msg":"upstream up"'), 'switchboard upstream up');
+      points.sb10x8!.push(await poll(sb8.ports.tcp!, 10));
+      await stop(sb8);
+    }
+
+    // 1,000 idle clients: RSS of the switchboard process (two poller processes of 500).
+    const idleSb = await muxSwitchboard(devicePort, { MAX_CLIENTS: '2000' });
+    const idleRssBefore = rssMiB(idleSb.child.pid!);
+    const idlers = [role('poller', { port: idleSb.ports.tcp, clients: 500, idle: true, warmupSeconds: 0, seconds: 0 }), role('poller', { port: idleSb.ports.tcp, clients: 500, idle: true, warmupSeconds: 0, seconds: 0 })];
+    await until(() => idlers.every((p) => p.lines.some((l) => 'connected' in l)), '1,000 idle clients', 60_000);
+    await sleep(500);
+    const idleRss = rssMiB(idleSb.child.pid!);
+    for (const p of idlers) await stop(p);
+    await stop(idleSb);
+
+    const direct1 = summarise(points.direct1!);
+    const sb1 = summarise(points.sb1!);
+    const sb10 = summarise(points.sb10!);
+    const sb10x8 = summarise(points.sb10x8!);
+    for (const [name, runs] of Object.entries(points)) {
+      raw.push(`- ${name}: ${runs.map((r) => `${Math.round(r.rate)} req/s (p50 ${r.p50.toFixed(3)} ms, p99 ${r.p99.toFixed(3)} ms)`).join('; ')}`);
+    }
+    const mismatches = direct1.mismatches + sb1.mismatches + sb10.mismatches + sb10x8.mismatches;
+    const ms = (x: number) => `${x.toFixed(3)} ms`;
+    const body = [
+      `Run on ${new Date().toISOString().slice(0, 10)} with \`npm run bench:mux\` (BENCH_SECONDS=${SECONDS}, BENCH_WARMUP_SECONDS=${WARMUP_SECONDS}, BENCH_REPEATS=${REPEATS}) on ${machine()}.`,
+      '',
+      `Device: the zero-latency fake Modbus TCP device in \`bench/mux.ts\` (role \`device\`, its own process, answers pipelined requests); load: role \`poller\` (its own process), each client one request outstanding, FC 3 × ${QUANTITY} registers at its own address. "direct" is the generator alone against the device.`,
+      '',
+      '| measure | figures (median) | result | target |',
+      '|---|---|---|---|',
+      `| 1 client: p50 switchboard − direct | ${ms(sb1.p50)} − ${ms(direct1.p50)} | ${ms(sb1.p50 - direct1.p50)} | ≤ 0.15 ms |`,
+      `| 10 clients, MAX_INFLIGHT=1 vs 1 direct client | ${Math.round(sb10.rate)} vs ${Math.round(direct1.rate)} req/s | ${(sb10.rate / direct1.rate).toFixed(2)} | ≥ 0.6 (stretch 0.8) |`,
+      `| 10 clients, MAX_INFLIGHT=8 vs 1 direct client | ${Math.round(sb10x8.rate)} vs ${Math.round(direct1.rate)} req/s | ${(sb10x8.rate / direct1.rate).toFixed(2)} | ≥ 1.0 |`,
+      `| 1,000 idle Modbus clients: RSS | ${Math.round(idleRss)} MiB (${Math.round(idleRssBefore)} MiB before) |  | ≤ 100 MB |`,
+      `| answers with a wrong transaction id or address | ${mismatches} |  | 0 |`,
+      '',
+      'Raw runs (requests answered after the warm-up, divided by the measured seconds):',
+      ...raw,
+      '',
+      'Commands: switchboard `node dist/main.js` with `TARGET=127.0.0.1:<device> PROTOCOL=modbus LISTEN_PORT=0` (and `MAX_INFLIGHT=8`); device and pollers `node --import tsx bench/mux.ts device|poller <json>`.',
+    ].join('\n');
+    writeResultsSection('mux', body);
+    console.log(body);
+  } finally {
+    await stop(device);
+  }
+}
+
+const [, , roleName, json] = process.argv;
+if (roleName === 'device') deviceRole();
+else if (roleName === 'poller') await pollerRole(JSON.parse(json ?? '{}') as PollerOptions);
+else await main();

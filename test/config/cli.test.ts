@@ -1,0 +1,141 @@
+/**
+ * tcp-multiplexer's command line (DESIGN §5) maps to settings, and the settings load as mux mode.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { applyCommandLine, parseGoDuration } from '../../src/config/cli.js';
+import { ConfigError, loadConfig, type MuxModeConfig } from '../../src/config/load.js';
+
+function problemsOf(args: string[], env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    applyCommandLine(args, env);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    assert.equal(error.code, 'SWB_ERR_CONFIG');
+    return error.problems;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('tcp-multiplexer command line', () => {
+  it('no arguments leave the environment alone', () => {
+    const env = { TARGET: 'a:1' };
+    assert.equal(applyCommandLine([], env), env);
+  });
+
+  it('server -t -p -l maps to TARGET, PROTOCOL and LISTEN_PORT, and loads as mux mode', () => {
+    const env = applyCommandLine(['server', '-t', '192.168.1.50:502', '-p', 'modbus', '-l', '8000'], {});
+    assert.equal(env.TARGET, '192.168.1.50:502');
+    assert.equal(env.PROTOCOL, 'modbus');
+    assert.equal(env.LISTEN_PORT, '8000');
+    const config = loadConfig(env).config as MuxModeConfig;
+    assert.equal(config.mode, 'mux');
+    assert.deepEqual(config.mux.target, { kind: 'tcp', host: '192.168.1.50', port: 502 });
+    assert.equal(config.mux.listenPort, 8000);
+  });
+
+  it('--timeout sets UPSTREAM_TIMEOUT_MS and a deadline above it; --delay and --retryDelay; -v means debug', () => {
+    const env = applyCommandLine(
+      ['server', '-t', 'inverter:502', '-p', 'modbus-serial', '-l', '8000', '--timeout', '60s', '--delay', '1s', '--retryDelay', '1.5s', '-v'],
+      {},
+    );
+    assert.equal(env.UPSTREAM_TIMEOUT_MS, '60000');
+    assert.equal(env.REQUEST_DEADLINE_MS, '60800');
+    assert.equal(env.CONNECT_DELAY_MS, '1000');
+    assert.equal(env.RECONNECT_MIN_MS, '1500');
+    assert.equal(env.LOG_LEVEL, 'debug');
+    const config = loadConfig(env).config as MuxModeConfig;
+    assert.equal(config.mux.protocol, 'modbus-serial');
+    assert.equal(config.mux.upstreamTimeoutMs, 60_000);
+    assert.equal(config.reconnectMinMs, 1500);
+  });
+
+  it('accepts the long names and --flag=value', () => {
+    const env = applyCommandLine(
+      ['server', '--targetServer=10.0.0.9:502', '--applicationProtocol', 'echo', '--listen=7000', '--timeout=2m', '--verbose'],
+      {},
+    );
+    assert.equal(env.TARGET, '10.0.0.9:502');
+    assert.equal(env.PROTOCOL, 'echo');
+    assert.equal(env.LISTEN_PORT, '7000');
+    assert.equal(env.UPSTREAM_TIMEOUT_MS, '120000');
+    assert.equal(env.LOG_LEVEL, 'debug');
+  });
+
+  it('an explicit REQUEST_DEADLINE_MS wins over the one derived from --timeout; a long --retryDelay raises the maximum', () => {
+    const env = applyCommandLine(['server', '-t', 'a:1', '-p', 'modbus', '--timeout', '5s', '--retryDelay', '30s'], {
+      REQUEST_DEADLINE_MS: '9000',
+    });
+    assert.equal(env.REQUEST_DEADLINE_MS, '9000');
+    assert.equal(env.RECONNECT_MIN_MS, '30000');
+    assert.equal(env.RECONNECT_MAX_MS, '30000');
+  });
+
+  it('the command line wins over the environment', () => {
+    const env = applyCommandLine(['server', '-t', 'b:2', '-p', 'modbus'], { TARGET: 'a:1' });
+    assert.equal(env.TARGET, 'b:2');
+  });
+
+  it('refuses other commands, unknown flags, missing values and bad durations, one line each', () => {
+    assert.match(problemsOf(['client'])[0]!, /"client" is not a command/);
+    const problems = problemsOf(['server', '-x', '--timeout', 'soon', '-t']);
+    assert.equal(problems.length, 3);
+    assert.match(problems[0]!, /"-x" is not known/);
+    assert.match(problems[1]!, /--timeout "soon" is not a duration/);
+    assert.match(problems[2]!, /-t needs a value/);
+  });
+
+  it('parses Go durations', () => {
+    assert.equal(parseGoDuration('60s'), 60_000);
+    assert.equal(parseGoDuration('1m30s'), 90_000);
+    assert.equal(parseGoDuration('1.5s'), 1500);
+    assert.equal(parseGoDuration('250ms'), 250);
+    assert.equal(parseGoDuration('1h'), 3_600_000);
+    assert.equal(parseGoDuration('0'), 0);
+    assert.equal(parseGoDuration('10'), undefined);
+    assert.equal(parseGoDuration('5 s'), undefined);
+    assert.equal(parseGoDuration(''), undefined);
+  });
+});
+
+describe('mux settings', () => {
+  it('TARGET and PROTOCOL are required, with an example', () => {
+    try {
+      loadConfig({ MODE: 'mux' });
+      assert.fail('expected a ConfigError');
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      assert.ok(error.problems.includes('TARGET is required; e.g. TARGET=192.168.1.50:502'));
+      assert.ok(error.problems.includes('PROTOCOL is required; e.g. PROTOCOL=modbus'));
+    }
+  });
+
+  it('a bad TARGET gets one clear line', () => {
+    try {
+      loadConfig({ TARGET: 'inverter', PROTOCOL: 'modbus' });
+      assert.fail('expected a ConfigError');
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      assert.deepEqual(error.problems, [
+        'TARGET="inverter" is not host:port, rtu:host:port or unix:/path; e.g. TARGET=192.168.1.50:502',
+      ]);
+    }
+  });
+
+  it('unix: targets load; rtu:, serial: and PROTOCOL=http are refused until they land', () => {
+    const config = loadConfig({ TARGET: 'unix:/run/dev.sock', PROTOCOL: 'echo' }).config as MuxModeConfig;
+    assert.deepEqual(config.mux.target, { kind: 'unix', path: '/run/dev.sock' });
+    const problems = (env: NodeJS.ProcessEnv) => {
+      try {
+        loadConfig(env);
+        return [];
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+    };
+    assert.match(problems({ TARGET: 'rtu:10.0.0.9:502', PROTOCOL: 'modbus' })[0]!, /not available in this version yet \(issue 6\)/);
+    assert.match(problems({ TARGET: 'serial:/dev/ttyUSB0', PROTOCOL: 'modbus' })[0]!, /not available/);
+    assert.match(problems({ TARGET: 'a:502', PROTOCOL: 'http' })[0]!, /PROTOCOL="http" is not available/);
+    assert.match(problems({ TARGET: 'a:502', PROTOCOL: 'ftp' })[0]!, /PROTOCOL="ftp" is not one of/);
+  });
+});
