@@ -138,7 +138,7 @@ export const GROUPS_SETTINGS: readonly SettingDefinition[] = [
     default: 'disconnect',
     example: 'drop',
     doc: 'what happens to a receiver CLIENT_BUFFER_BYTES behind: disconnect (closed and counted) or drop (its bytes are discarded and counted until it catches up)',
-    scope: ['groups'],
+    scope: ['groups', 'share'],
     validator: oneOf(SLOW_CLIENT_POLICIES),
   },
 ];
