@@ -123,7 +123,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): LoadedConfig {
   const raw = foldAliases(env, problems);
 
   const profile = SOCKETFORWARDER_PROFILE_TRIGGERS.some((name) => env[name] !== undefined) ? 'socketforwarder' : null;
-  const defaults = new Map(SETTINGS.map((s) => [s.name, s.default]));
+  // Profile defaults only; every other default comes from the definition relevant to the mode (see `relevant` below).
+  const defaults = new Map<string, string | undefined>();
   if (profile) {
     // SocketForwarder serves only the protocols whose port is given, forwards every datagram and echoes it to its sender.
     defaults.set('TCP_PORT', 'off');
@@ -138,9 +139,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): LoadedConfig {
   for (const [name, { source }] of raw) {
     // The settings that select a mode are reported by chooseMode already.
     if (MODE_INFERENCE.some((m) => m.setting === name)) continue;
-    const setting = SETTINGS.find((s) => s.name === name);
-    if (mode && setting && setting.scope !== 'common' && !setting.scope.includes(mode)) {
-      problems.push(`${source} is a setting of MODE=${setting.scope.join('/')}, but MODE is ${mode}; remove it or set MODE=${setting.scope[0]}`);
+    // One name may be defined once per mode (LISTEN_PORT: mux and share, with their own defaults).
+    const definitions = SETTINGS.filter((s) => s.name === name);
+    const modes = definitions.flatMap((s) => (s.scope === 'common' ? MODES : s.scope));
+    if (mode && modes.length > 0 && !modes.includes(mode)) {
+      problems.push(`${source} is a setting of MODE=${modes.join('/')}, but MODE is ${mode}; remove it or set MODE=${modes[0]}`);
     }
   }
 
@@ -148,7 +151,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): LoadedConfig {
   const input: Record<string, string> = {};
   const spec: Record<string, ReturnType<SettingDefinition['validator']>> = {};
   for (const setting of relevant) {
-    const given = raw.get(setting.name)?.value ?? defaults.get(setting.name);
+    const given = raw.get(setting.name)?.value ?? (defaults.has(setting.name) ? defaults.get(setting.name) : setting.default);
     if (given !== undefined) input[setting.name] = given;
     spec[setting.name] = setting.validator({ desc: setting.doc, example: setting.example });
   }

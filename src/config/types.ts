@@ -7,7 +7,7 @@ export const MODES = ['groups', 'mux', 'share', 'relay', 'agent'] as const;
 export type Mode = (typeof MODES)[number];
 
 /** Modes this build can run. The others are named in DESIGN.md and refused with a clear message until they land. */
-export const AVAILABLE_MODES: readonly Mode[] = ['groups'];
+export const AVAILABLE_MODES: readonly Mode[] = ['groups', 'mux', 'share', 'relay', 'agent'];
 
 export const SLOW_CLIENT_POLICIES = ['disconnect', 'drop'] as const;
 export type SlowClientPolicy = (typeof SLOW_CLIENT_POLICIES)[number];

@@ -114,3 +114,69 @@ export const hostPortList = listOf<HostPort>(parseHostPort);
 export const hostPort = makeValidator<HostPort>((text) => rethrowAddress(() => parseHostPort(text)));
 
 export { parsePort };
+
+/** Where mux mode's upstream is (DESIGN §5 TARGET): `host:port`, `rtu:host:port`, `unix:/path`; `serial:` is for later. */
+export type MuxTarget =
+  | { kind: 'tcp'; host: string; port: number }
+  | { kind: 'rtu'; host: string; port: number }
+  | { kind: 'unix'; path: string }
+  | { kind: 'serial'; path: string };
+
+export function parseMuxTarget(text: string): MuxTarget {
+  const value = text.trim();
+  if (value.startsWith('unix:')) {
+    const path = value.slice('unix:'.length);
+    if (path.length === 0) throw new EnvError('is not unix:/path (the path is empty)');
+    return { kind: 'unix', path };
+  }
+  if (value.startsWith('serial:')) return { kind: 'serial', path: value.slice('serial:'.length) };
+  if (value.startsWith('rtu:')) return { kind: 'rtu', ...targetHostPort(value.slice('rtu:'.length)) };
+  if (value.startsWith('tcp://') || value.startsWith('tcp:')) {
+    throw new EnvError('is not host:port (write it without a tcp: prefix)');
+  }
+  return { kind: 'tcp', ...targetHostPort(value) };
+}
+
+function targetHostPort(text: string): HostPort {
+  let parsed: HostPort;
+  try {
+    parsed = parseHostPort(text);
+  } catch (error) {
+    if (!(error instanceof AddressError)) throw error;
+    // The address parser's own text repeats the value; the reporter shows it already.
+    const detail = /without brackets/.test(error.message) ? ' (an IPv6 address needs brackets: [fd00::5]:502)' : '';
+    throw new EnvError(`is not host:port, rtu:host:port or unix:/path${detail}`);
+  }
+  if (parsed.port === 0) throw new EnvError('is not host:port (port 0 cannot be dialled)');
+  return parsed;
+}
+
+export const muxTarget = makeValidator<MuxTarget>((text) => parseMuxTarget(text));
+
+/** A port range `first-last` (or one port); `0` means any free port the OS picks. Used by PUBLIC_PORTS. */
+export interface PortRange {
+  first: number;
+  last: number;
+}
+
+export const portRange = makeValidator<PortRange>((text) => {
+  const value = text.trim();
+  const match = /^(\d{1,5})(?:\s*-\s*(\d{1,5}))?$/.exec(value);
+  const first = match ? Number(match[1]) : NaN;
+  const last = match ? Number(match[2] ?? match[1]) : NaN;
+  if (!match || first > 65535 || last > 65535 || last < first || (first === 0 && last !== 0)) {
+    throw new EnvError('is not a port range (first-last, e.g. 8001-8050, one port, or 0 = any free port)');
+  }
+  return { first, last };
+});
+
+/** host:port, or empty (a required-in-practice setting whose absence the mode's cross-check reports). */
+export const optionalHostPort = makeValidator<HostPort | ''>((text) =>
+  text.trim() === '' ? '' : rethrowAddress(() => parseHostPort(text)),
+);
+
+/** A bind address, or empty (meaning: the same as another setting). */
+export const optionalBindHost = makeValidator<string>((text) => (text.trim() === '' ? '' : bindHost()._parse(text)));
+
+/** Any text, empty allowed, kept exactly (secrets). */
+export const anyText = makeValidator<string>((text) => text);

@@ -1,5 +1,9 @@
 import type { Engine, EngineContext } from './engine.js';
 import { GroupsEngine } from './groups/index.js';
+import { AgentEngine } from './relay/agent.js';
+import { RelayEngine } from './relay/relay.js';
+import { MuxEngine } from './mux/index.js';
+import { ShareEngine } from './share/index.js';
 
 /** One engine per process, chosen by MODE. config/load.ts refuses modes that are not in AVAILABLE_MODES yet. */
 export function createEngine(context: EngineContext): Engine {
@@ -7,10 +11,13 @@ export function createEngine(context: EngineContext): Engine {
   switch (config.mode) {
     case 'groups':
       return new GroupsEngine({ ...context, config });
-    case 'mux':
     case 'share':
+      return new ShareEngine({ ...context, config });
     case 'relay':
+      return new RelayEngine({ ...context, config });
     case 'agent':
-      throw new Error(`MODE=${config.mode} has no engine in this build`);
+      return new AgentEngine({ ...context, config });
+    case 'mux':
+      return new MuxEngine({ ...context, config });
   }
 }

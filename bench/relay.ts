@@ -1,0 +1,248 @@
+/**
+ * npm run bench:relay — one visitor stream, bulk, through the relay and agent (two hops: visitor → relay → yamux → agent →
+ * service) beside a direct connection, socat (one hop) and a two-hop chain of plain Node pipe() proxies (DESIGN §9).
+ * The sender and the sink (the "service") are bench/workers processes; relay and agent are switchboard processes run from
+ * src/ with tsx. BENCH_SECONDS (default 5), BENCH_WARMUP_SECONDS (2), BENCH_REPEATS (3) shorten it for a smoke run.
+ * Also: visitor connect to first byte at the service (p50/p99 over sequential visitors, the bench process being visitor and
+ * service, so one monotonic clock), and the relay's heap per idle tunnelled visitor (from its /metrics).
+ * Not yet measured here: 64 concurrent bulk streams with a request/response latency probe beside them.
+ */
+import { execFileSync } from 'node:child_process';
+import { connect, createServer, type Socket } from 'node:net';
+import {
+  bytesBetween,
+  CORES,
+  freePort,
+  HOST,
+  machine,
+  mbps,
+  median,
+  REPEATS,
+  run,
+  SECONDS,
+  stop,
+  until,
+  WARMUP_SECONDS,
+  worker,
+  writeResultsSection,
+  type Child,
+} from './lib.js';
+
+const START_DELAY_MS = 500;
+/** STREAM_WINDOW_BYTES for relay and agent when set in the environment of the bench. */
+const windowEnv: Record<string, string> = process.env.STREAM_WINDOW_BYTES ? { STREAM_WINDOW_BYTES: process.env.STREAM_WINDOW_BYTES } : {};
+const SENDER_MS = START_DELAY_MS + (WARMUP_SECONDS + SECONDS) * 1000 + 300;
+
+const PIPE_PROXY = `
+const net = require('node:net');
+const [listen, target] = process.argv.slice(1).map(Number);
+net.createServer({ allowHalfOpen: true }, (c) => {
+  const u = net.connect({ host: '127.0.0.1', port: target, allowHalfOpen: true });
+  c.on('error', () => u.destroy()); u.on('error', () => c.destroy());
+  c.pipe(u); u.pipe(c);
+}).listen(listen, '127.0.0.1', () => console.log(JSON.stringify({ listening: listen })));
+`;
+
+/** A sink on its own port; the sender pushes bulk into `port`, which leads (somehow) to the sink. Returns bytes/s. */
+async function oneStream(sinkPort: number, port: number): Promise<number> {
+  const sink = worker('receiver', { host: HOST, port: sinkPort, connections: 0, listen: true, durationMs: SENDER_MS + 2000 });
+  await until(() => sink.lines.some((l) => 'connected' in l), 'sink to listen');
+  const sender = worker('sender', { host: HOST, port, durationMs: SENDER_MS, startDelayMs: START_DELAY_MS, chunkBytes: 65536 });
+  await sender.exited;
+  await stop(sink);
+  // The window starts at the first bytes the sink saw (process start-up times vary on a busy machine), after the warm-up.
+  const first = sink.lines.find((l) => typeof l.t === 'number' && (l.bytes as number) > 0) as { t: number } | undefined;
+  if (!first) return 0;
+  const from = first.t + WARMUP_SECONDS * 1000;
+  return bytesBetween(sink.lines, from, from + SECONDS * 1000) / SECONDS;
+}
+
+async function repeated(label: string, measure: () => Promise<number>): Promise<{ label: string; runs: number[]; median: number }> {
+  const runs: number[] = [];
+  for (let i = 0; i < REPEATS; i++) runs.push(await measure());
+  const result = { label, runs, median: median(runs) };
+  console.log(`${label}: ${result.runs.map((r) => mbps(r, 1).toFixed(0)).join(', ')} Mbit/s (median ${mbps(result.median, 1).toFixed(0)})`);
+  return result;
+}
+
+function switchboard(env: Record<string, string>): Child {
+  return run(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cpu: CORES?.subject,
+    env: { HOST, HTTP_HOST: HOST, HTTP_PORT: '0', LOG_LEVEL: 'info', ...env },
+  });
+}
+
+function logLine(child: Child, pattern: RegExp): Record<string, unknown> | undefined {
+  const line = child.stderr().split('\n').find((l) => pattern.test(l));
+  return line ? (JSON.parse(line) as Record<string, unknown>) : undefined;
+}
+
+/** Sequential visitors: from connect() to the service seeing their first byte. Returns [p50, p99] in ms. */
+async function connectToFirstByte(port: number, service: { firstByte: () => Promise<bigint> }, count: number): Promise<[number, number]> {
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const seen = service.firstByte();
+    const started = process.hrtime.bigint();
+    const socket = connect({ port, host: HOST });
+    socket.setNoDelay(true);
+    socket.on('error', () => {});
+    socket.once('connect', () => socket.write('x'));
+    samples.push(Number((await seen) - started) / 1e6);
+    socket.destroy();
+  }
+  samples.sort((a, b) => a - b);
+  return [samples[Math.floor(samples.length * 0.5)]!, samples[Math.min(samples.length - 1, Math.floor(samples.length * 0.99))]!];
+}
+
+/** A service in this process that reports when each connection's first byte arrives. */
+async function firstByteService(): Promise<{ port: number; firstByte: () => Promise<bigint>; close: () => void }> {
+  let waiter: ((t: bigint) => void) | undefined;
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.once('data', () => waiter?.(process.hrtime.bigint()));
+    socket.once('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    firstByte: () => new Promise<bigint>((resolve) => (waiter = resolve)),
+    close: () => {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
+
+async function heapUsed(httpPort: number): Promise<number> {
+  const text = await (await fetch(`http://${HOST}:${httpPort}/metrics`)).text();
+  return Number(/^switchboard_nodejs_heap_size_used_bytes (\S+)$/m.exec(text)?.[1] ?? NaN);
+}
+
+async function main(): Promise<void> {
+  const results = [];
+  const commands: string[] = [];
+
+  // direct: sender → sink
+  {
+    const sinkPort = await freePort();
+    results.push(await repeated('direct (generator alone)', () => oneStream(sinkPort, sinkPort)));
+  }
+
+  // socat, one hop
+  let hasSocat = true;
+  try {
+    execFileSync('socat', ['-V'], { stdio: 'ignore' });
+  } catch {
+    hasSocat = false;
+  }
+  if (hasSocat) {
+    const sinkPort = await freePort();
+    const port = await freePort();
+    const socat = run('socat', [`TCP-LISTEN:${port},bind=${HOST},reuseaddr,fork`, `TCP:${HOST}:${sinkPort}`], { cpu: CORES?.subject });
+    commands.push(`socat TCP-LISTEN:${port},bind=${HOST},reuseaddr,fork TCP:${HOST}:${sinkPort}`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    results.push(await repeated('socat (one hop)', () => oneStream(sinkPort, port)));
+    await stop(socat);
+  }
+
+  // two plain Node pipe() proxies in a row: the tunnel's two hops without the multiplexing
+  {
+    const sinkPort = await freePort();
+    const middle = await freePort();
+    const front = await freePort();
+    const second = run(process.execPath, ['-e', PIPE_PROXY, String(middle), String(sinkPort)], { cpu: CORES?.subject });
+    const first = run(process.execPath, ['-e', PIPE_PROXY, String(front), String(middle)], { cpu: CORES?.subject });
+    await until(() => first.lines.length > 0 && second.lines.length > 0, 'pipe proxies');
+    commands.push('two `node -e` pipe() proxies in a row (source in bench/relay.ts)');
+    results.push(await repeated('two Node pipe() proxies', () => oneStream(sinkPort, front)));
+    await stop(first);
+    await stop(second);
+  }
+
+  // the tunnel
+  {
+    const sinkPort = await freePort();
+    const relayPort = await freePort();
+    const relay = switchboard({ MODE: 'relay', RELAY_PORT: String(relayPort), PUBLIC_PORTS: '0', AUTH_SECRET: 'bench-secret', ...windowEnv });
+    await until(() => logLine(relay, /"msg":"ready"/) !== undefined || relay.child.exitCode !== null, 'relay ready');
+    const agent = switchboard({ RELAY: `${HOST}:${relayPort}`, SERVICE: `${HOST}:${sinkPort}`, AUTH_SECRET: 'bench-secret', ...windowEnv });
+    await until(() => logLine(agent, /"publicPort"/) !== undefined || agent.child.exitCode !== null, 'agent bound');
+    const bound = logLine(agent, /"publicPort"/);
+    if (!bound) throw new Error(`agent did not bind: ${agent.stderr()}`);
+    const publicPort = bound.publicPort as number;
+    commands.push(
+      `MODE=relay RELAY_PORT=${relayPort} PUBLIC_PORTS=0 AUTH_SECRET=… tsx src/main.ts`,
+      `RELAY=${HOST}:${relayPort} SERVICE=${HOST}:<sink> AUTH_SECRET=… tsx src/main.ts`,
+    );
+    results.push(await repeated('switchboard relay + agent (two hops, yamux)', () => oneStream(sinkPort, publicPort)));
+    await stop(agent);
+    await stop(relay);
+  }
+
+  // connect to first byte, and heap per idle visitor
+  const latency: string[] = [];
+  {
+    const service = await firstByteService();
+    const [directP50, directP99] = await connectToFirstByte(service.port, service, 300);
+    latency.push(`| direct | ${directP50.toFixed(3)} | ${directP99.toFixed(3)} |`);
+    const relayPort = await freePort();
+    const relay = switchboard({ MODE: 'relay', RELAY_PORT: String(relayPort), PUBLIC_PORTS: '0', AUTH_SECRET: 'bench-secret', MAX_CLIENTS: '5000' });
+    await until(() => logLine(relay, /"msg":"ready"/) !== undefined || relay.child.exitCode !== null, 'relay ready');
+    const httpPort = ((logLine(relay, /"msg":"ready"/)!.listeners as Array<{ name: string; port: number }>).find((l) => l.name === 'http'))!.port;
+    const agent = switchboard({ RELAY: `${HOST}:${relayPort}`, SERVICE: `${HOST}:${service.port}`, AUTH_SECRET: 'bench-secret' });
+    await until(() => logLine(agent, /"publicPort"/) !== undefined || agent.child.exitCode !== null, 'agent bound');
+    const publicPort = logLine(agent, /"publicPort"/)!.publicPort as number;
+    await connectToFirstByte(publicPort, service, 50); // warm-up
+    const [p50, p99] = await connectToFirstByte(publicPort, service, 300);
+    latency.push(`| through relay + agent | ${p50.toFixed(3)} | ${p99.toFixed(3)} |`);
+    console.log(`connect to first byte: direct p50 ${directP50.toFixed(3)} ms, tunnel p50 ${p50.toFixed(3)} ms p99 ${p99.toFixed(3)} ms`);
+
+    const IDLE = 1000;
+    const before = await heapUsed(httpPort);
+    const idle: Socket[] = [];
+    for (let i = 0; i < IDLE; i++) {
+      const socket = connect({ port: publicPort, host: HOST });
+      socket.on('error', () => {});
+      idle.push(socket);
+      if (i % 100 === 99) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const afterHeap = await heapUsed(httpPort);
+    const perVisitor = (afterHeap - before) / IDLE;
+    latency.push('', `Relay heap per idle tunnelled visitor: ${(perVisitor / 1024).toFixed(1)} KiB (heap used before/after ${IDLE} idle visitors, no forced GC; target ≤ 8 KiB).`);
+    console.log(`idle visitor heap: ${(perVisitor / 1024).toFixed(1)} KiB`);
+    for (const s of idle) s.destroy();
+    service.close();
+    await stop(agent);
+    await stop(relay);
+  }
+
+  const twoHop = results.find((r) => r.label.startsWith('two Node'))!.median;
+  const tunnel = results.at(-1)!.median;
+  const body = [
+    `Run ${new Date().toISOString().slice(0, 10)} on ${machine()}. ${SECONDS} s per point after ${WARMUP_SECONDS} s warm-up, median of ${REPEATS}.`,
+    '',
+    '| path (one bulk stream, 64 KiB writes) | runs (Mbit/s) | median (Mbit/s) |',
+    '|---|---|---|',
+    ...results.map((r) => `| ${r.label} | ${r.runs.map((x) => mbps(x, 1).toFixed(0)).join(', ')} | ${mbps(r.median, 1).toFixed(0)} |`),
+    '',
+    `Tunnel / two pipe() proxies: ${(tunnel / twoHop).toFixed(2)} (target ≥ 0.8).`,
+    '',
+    '| visitor connect → first byte at the service (300 sequential visitors) | p50 (ms) | p99 (ms) |',
+    '|---|---|---|',
+    ...latency,
+    '',
+    'Commands:',
+    '',
+    ...commands.map((c) => `    ${c}`),
+    '',
+    'Sender: `bench/workers/sender.ts` (bulk); sink: `bench/workers/receiver.ts --listen`, each in its own process.',
+  ].join('\n');
+  writeResultsSection('relay', body);
+  console.log(body);
+  process.exit(0);
+}
+
+await main();
