@@ -4,44 +4,29 @@
  */
 import { execFileSync } from 'node:child_process';
 import {
-  bytesBetween,
-  CORES,
-  freePort,
+  type Child,
+  generatorAlone,
   HOST,
   machine,
   mbps,
+  measureThroughput,
   median,
+  receiversReady,
   REPEATS,
   rssMiB,
-  run,
   SECONDS,
+  SENDER_MS,
   sleep,
+  socatOneToOne,
+  START_DELAY_MS,
   startSwitchboard,
   stop,
-  until,
   WARMUP_SECONDS,
   worker,
   writeResultsSection,
-  type Child,
 } from './lib.js';
 
 const JOIN = (group: string) => `SOCKETFORWARDER-NEW:${group}\n`;
-const START_DELAY_MS = 800;
-const SENDER_MS = START_DELAY_MS + (WARMUP_SECONDS + SECONDS) * 1000 + 500;
-
-/** Sends for the whole window and returns the bytes/s the receivers saw after the warm-up. */
-async function measureThroughput(sender: Child, receivers: Child[], startedAt: number): Promise<number> {
-  await sender.exited;
-  await Promise.all(receivers.map((r) => stop(r)));
-  const from = startedAt + START_DELAY_MS + WARMUP_SECONDS * 1000;
-  const to = from + SECONDS * 1000;
-  return receivers.reduce((sum, r) => sum + bytesBetween(r.lines, from, to), 0) / SECONDS;
-}
-
-async function receiversReady(receivers: Child[]): Promise<void> {
-  await until(() => receivers.every((r) => r.lines.some((l) => 'connected' in l)), 'receivers to connect', 30_000);
-}
-
 /** One sender to `members` receivers through switchboard (spread over processes of at most 50 connections). */
 async function groupsFanout(members: number, extraEnv: Record<string, string> = {}, stalled = 0): Promise<number> {
   const sw = await startSwitchboard({ UDP_PORT: 'off', TCP_PORT: '0', MAX_CLIENTS: '20000', ...extraEnv });
@@ -61,31 +46,6 @@ async function groupsFanout(members: number, extraEnv: Record<string, string> = 
   } finally {
     await stop(sw);
   }
-}
-
-async function socatOneToOne(): Promise<number> {
-  const [a, b] = [await freePort(), await freePort()];
-  const socat = run('socat', ['-b65536', `TCP-LISTEN:${a},bind=${HOST},reuseaddr`, `TCP-LISTEN:${b},bind=${HOST},reuseaddr`], { cpu: CORES?.subject });
-  try {
-    await sleep(300);
-    const startedAt = Date.now();
-    // socat accepts on its first address before it listens on the second: the sender connects first.
-    const sender = worker('sender', { host: HOST, port: a, durationMs: SENDER_MS, startDelayMs: START_DELAY_MS, chunkBytes: 65536 });
-    await sleep(300);
-    const receiver = worker('receiver', { host: HOST, port: b, connections: 1, durationMs: SENDER_MS + 3000 });
-    return await measureThroughput(sender, [receiver], startedAt);
-  } finally {
-    await stop(socat);
-  }
-}
-
-async function generatorAlone(): Promise<number> {
-  const port = await freePort();
-  const receiver = worker('receiver', { host: HOST, port, listen: true, connections: 0, durationMs: SENDER_MS + 3000 });
-  await receiversReady([receiver]);
-  const startedAt = Date.now();
-  const sender = worker('sender', { host: HOST, port, durationMs: SENDER_MS, startDelayMs: START_DELAY_MS, chunkBytes: 65536 });
-  return measureThroughput(sender, [receiver], startedAt);
 }
 
 async function latency(members: number): Promise<{ p50: number; p99: number; max: number; count: number }> {

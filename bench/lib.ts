@@ -154,3 +154,51 @@ export function writeResultsSection(title: string, body: string): void {
 }
 
 export const mbps = (bytes: number, seconds: number) => (bytes * 8) / seconds / 1e6;
+
+/** A sender waits this long after connecting (and joining) before it sends, so receivers and relays are settled. */
+export const START_DELAY_MS = 800;
+/** How long a sender runs: its start delay, the warm-up, the measured window, and a little slack. */
+export const SENDER_MS = START_DELAY_MS + (WARMUP_SECONDS + SECONDS) * 1000 + 500;
+
+export async function receiversReady(receivers: Child[], timeoutMs = 60_000): Promise<void> {
+  await until(() => receivers.every((r) => r.lines.some((l) => 'connected' in l)), 'receivers to connect', timeoutMs);
+}
+
+/**
+ * Bytes/s all receivers saw together in the measured window (after the warm-up) of a sender started at `startedAt`.
+ * `untilExit`: wait for the receivers to end by themselves (latency receivers print their percentiles then) instead of
+ * stopping them.
+ */
+export async function measureThroughput(sender: Child, receivers: Child[], startedAt: number, untilExit = false): Promise<number> {
+  await sender.exited;
+  await Promise.all(receivers.map((r) => (untilExit ? r.exited : stop(r))));
+  const from = startedAt + START_DELAY_MS + WARMUP_SECONDS * 1000;
+  return receivers.reduce((sum, r) => sum + bytesBetween(r.lines, from, from + SECONDS * 1000), 0) / SECONDS;
+}
+
+/** Baseline: the load generators alone, sender → listening receiver, nothing in between. */
+export async function generatorAlone(): Promise<number> {
+  const port = await freePort();
+  const receiver = worker('receiver', { host: HOST, port, listen: true, connections: 0, durationMs: SENDER_MS + 3000 });
+  await receiversReady([receiver]);
+  const startedAt = Date.now();
+  const sender = worker('sender', { host: HOST, port, durationMs: SENDER_MS, startDelayMs: START_DELAY_MS, chunkBytes: 65536 });
+  return measureThroughput(sender, [receiver], startedAt);
+}
+
+/** Baseline: `socat -b65536 TCP-LISTEN:a TCP-LISTEN:b` carrying one sender's bulk stream to one receiver. */
+export async function socatOneToOne(): Promise<number> {
+  const [a, b] = [await freePort(), await freePort()];
+  const socat = run('socat', ['-b65536', `TCP-LISTEN:${a},bind=${HOST},reuseaddr`, `TCP-LISTEN:${b},bind=${HOST},reuseaddr`], { cpu: CORES?.subject });
+  try {
+    await sleep(300);
+    const startedAt = Date.now();
+    // socat accepts on its first address before it listens on the second: the sender connects first.
+    const sender = worker('sender', { host: HOST, port: a, durationMs: SENDER_MS, startDelayMs: START_DELAY_MS, chunkBytes: 65536 });
+    await sleep(300);
+    const receiver = worker('receiver', { host: HOST, port: b, connections: 1, durationMs: SENDER_MS + 3000 });
+    return await measureThroughput(sender, [receiver], startedAt);
+  } finally {
+    await stop(socat);
+  }
+}

@@ -8,28 +8,29 @@
  */
 import { execFileSync } from 'node:child_process';
 import {
-  bytesBetween,
-  CORES,
-  freePort,
+  type Child,
+  generatorAlone,
   HOST,
   machine,
   mbps,
+  measureThroughput,
   median,
+  receiversReady,
   REPEATS,
   run,
   SECONDS,
+  SENDER_MS,
   sleep,
+  socatOneToOne,
+  START_DELAY_MS,
   startSwitchboard,
   stop,
   until,
   WARMUP_SECONDS,
   worker,
   writeResultsSection,
-  type Child,
 } from './lib.js';
 
-const START_DELAY_MS = 800;
-const SENDER_MS = START_DELAY_MS + (WARMUP_SECONDS + SECONDS) * 1000 + 500;
 const CLIENTS_PER_PROCESS = 50;
 const CLIENT_BUFFER_BYTES = 262144;
 const MB = 1e6;
@@ -38,10 +39,6 @@ interface Paced {
   /** Messages per second and bytes per message; omitted = bulk (as fast as the socket takes). */
   rate?: number;
   size?: number;
-}
-
-async function receiversReady(receivers: Child[]): Promise<void> {
-  await until(() => receivers.every((r) => r.lines.some((l) => 'connected' in l)), 'receivers to connect', 60_000);
 }
 
 function spreadReceivers(port: number, clients: number, extra: { stalled?: number; latency?: boolean; durationMs?: number } = {}): Child[] {
@@ -54,15 +51,6 @@ function spreadReceivers(port: number, clients: number, extra: { stalled?: numbe
     left -= connections;
   }
   return receivers;
-}
-
-/** Bytes/s all receivers saw together after the warm-up (stalled connections count nothing). */
-async function measure(sender: Child, receivers: Child[], startedAt: number, untilExit = false): Promise<number> {
-  await sender.exited;
-  // Latency receivers print their percentiles when their own duration ends: wait for it instead of stopping them.
-  await Promise.all(receivers.map((r) => (untilExit ? r.exited : stop(r))));
-  const from = startedAt + START_DELAY_MS + WARMUP_SECONDS * 1000;
-  return receivers.reduce((sum, r) => sum + bytesBetween(r.lines, from, from + SECONDS * 1000), 0) / SECONDS;
 }
 
 interface FanoutResult {
@@ -100,7 +88,7 @@ async function shareFanout(clients: number, paced: Paced, options: { env?: Recor
     await sleep(200);
     const startedAt = Date.now();
     const sender = worker('sender', { host: HOST, port: sw.ports.upstream!, durationMs: SENDER_MS, startDelayMs: START_DELAY_MS, chunkBytes: 65536, ...paced });
-    const bytesPerSecond = await measure(sender, receivers, startedAt, options.latency === true);
+    const bytesPerSecond = await measureThroughput(sender, receivers, startedAt, options.latency === true);
     let latency: FanoutResult['latency'];
     if (options.latency) {
       // Each receiver process saw the same message stream: report the worst.
@@ -114,30 +102,6 @@ async function shareFanout(clients: number, paced: Paced, options: { env?: Recor
     polling = false;
     await poll;
     await stop(sw);
-  }
-}
-
-async function generatorAlone(): Promise<number> {
-  const port = await freePort();
-  const receiver = worker('receiver', { host: HOST, port, listen: true, connections: 0, durationMs: SENDER_MS + 3000 });
-  await receiversReady([receiver]);
-  const startedAt = Date.now();
-  const sender = worker('sender', { host: HOST, port, durationMs: SENDER_MS, startDelayMs: START_DELAY_MS, chunkBytes: 65536 });
-  return measure(sender, [receiver], startedAt);
-}
-
-async function socatOneToOne(): Promise<number> {
-  const [a, b] = [await freePort(), await freePort()];
-  const socat = run('socat', ['-b65536', `TCP-LISTEN:${a},bind=${HOST},reuseaddr`, `TCP-LISTEN:${b},bind=${HOST},reuseaddr`], { cpu: CORES?.subject });
-  try {
-    await sleep(300);
-    const startedAt = Date.now();
-    const sender = worker('sender', { host: HOST, port: a, durationMs: SENDER_MS, startDelayMs: START_DELAY_MS, chunkBytes: 65536 });
-    await sleep(300);
-    const receiver = worker('receiver', { host: HOST, port: b, connections: 1, durationMs: SENDER_MS + 3000 });
-    return await measure(sender, [receiver], startedAt);
-  } finally {
-    await stop(socat);
   }
 }
 
