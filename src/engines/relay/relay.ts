@@ -203,16 +203,19 @@ export class RelayEngine implements Engine {
       this.tunnels.delete(tunnel);
       log.info({ reason: info.reason }, 'legacy (muxado v1) session closed');
     });
-    // tcp-relay takes its port from the pool once the service's first stream arrives.
+    // tcp-relay takes its port from the pool once the service's first stream arrives: bytes that never open a stream
+    // (garbage, a scanner) hold no port.
     let allocated: PublicPort | undefined;
-    const address = this.allocateAny(undefined).then((port) => {
+    const address = async (): Promise<string> => {
+      const port = await this.allocateAny(undefined);
       if (typeof port === 'string') throw new Error(port);
+      if (session.closed) {
+        port.release('legacy session closed while binding');
+        throw new Error('session closed');
+      }
       allocated = port;
       return tcpRelayAddress(port.port);
-    });
-    // The handshake consumes this promise only once the service's first stream arrives; until then a failed allocation
-    // must not count as an unhandled rejection (the handshake reports it).
-    address.catch(() => {});
+    };
     void serveTcpRelayHandshake(session, address, this.handshakeTimeoutMs).then((error) => {
       clearTimeout(handshakeTimer);
       this.handshaking.delete(socket);

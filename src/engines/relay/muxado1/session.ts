@@ -626,14 +626,15 @@ export function tcpRelayAddress(port: number): string {
 /**
  * Waits for the service's first stream, writes `address` on it and half-closes it. Call it in the same tick as the
  * session is constructed: a stream that arrives while the session has no 'stream' listener is refused. `address` may be
- * a promise (a port still being allocated, as tcp-relay pulls its port from the pool only after accepting the stream).
+ * a promise, or a function called once the first stream has arrived (tcp-relay pulls its port from the pool only after
+ * accepting that stream, so bytes that never become a stream hold no port).
  * Resolves with undefined once the address is on the transport, or with the Muxado1Error that prevented it (timeout,
  * session closed, address rejected); never rejects. Afterwards the session has no 'stream' listener left, so further
  * streams from the service are refused.
  */
 export function serveTcpRelayHandshake(
   session: Muxado1Session,
-  address: string | Promise<string>,
+  address: string | Promise<string> | (() => Promise<string>),
   timeoutMs: number = DEFAULT_HANDSHAKE_TIMEOUT_MS,
 ): Promise<Muxado1Error | undefined> {
   return new Promise((resolve) => {
@@ -658,7 +659,7 @@ export function serveTcpRelayHandshake(
         settle(error instanceof Muxado1Error ? error : new Muxado1Error('session_closed', error.message, { cause: error })),
       );
       stream.resume();
-      Promise.resolve(address).then(
+      (typeof address === 'function' ? address() : Promise.resolve(address)).then(
         (text) => {
           if (settled) return;
           stream.end(Buffer.from(text, 'latin1'), () => settle(undefined));

@@ -13,7 +13,10 @@
 //	accepted <stream id>    a visitor stream
 //	closed <code> <error>   the session ended (heartbeat timeout, relay gone); the process then exits with status 3
 //
-// Usage: muxado-service [-heartbeat 3s] [-tolerance 10s] host:port
+// With -forward host:port each visitor stream is spliced to a new TCP connection to that address instead of echoed (a
+// tcp-relay service in front of a local server; bench/relay.ts uses it for its legacy row).
+//
+// Usage: muxado-service [-heartbeat 3s] [-tolerance 10s] [-forward host:port] host:port
 package main
 
 import (
@@ -32,9 +35,10 @@ import (
 func main() {
 	interval := flag.Duration("heartbeat", 3*time.Second, "heartbeat interval (muxado's default is 3s)")
 	tolerance := flag.Duration("tolerance", 10*time.Second, "heartbeat tolerance (muxado's default is 10s)")
+	forward := flag.String("forward", "", "splice visitor streams to this host:port instead of echoing them")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: muxado-service [-heartbeat d] [-tolerance d] host:port")
+		fmt.Fprintln(os.Stderr, "usage: muxado-service [-heartbeat d] [-tolerance d] [-forward host:port] host:port")
 		os.Exit(2)
 	}
 
@@ -74,11 +78,29 @@ func main() {
 			os.Exit(3)
 		}
 		fmt.Printf("accepted %d\n", stream.Id())
-		go echo(stream)
+		if *forward != "" {
+			go splice(stream, *forward)
+		} else {
+			go echo(stream)
+		}
 	}
 }
 
 func echo(stream proto.IStream) {
 	defer stream.Close()
 	io.Copy(stream, stream)
+}
+
+func splice(stream proto.IStream, target string) {
+	defer stream.Close()
+	conn, err := net.Dial("tcp", target)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	go func() {
+		io.Copy(conn, stream)
+		conn.(*net.TCPConn).CloseWrite()
+	}()
+	io.Copy(stream, conn)
 }
