@@ -5,10 +5,16 @@
  * src/ with tsx. BENCH_SECONDS (default 5), BENCH_WARMUP_SECONDS (2), BENCH_REPEATS (3) shorten it for a smoke run.
  * Also: visitor connect to first byte at the service (p50/p99 over sequential visitors, the bench process being visitor and
  * service, so one monotonic clock), and the relay's heap per idle tunnelled visitor (from its /metrics).
- * Not yet measured here: 64 concurrent bulk streams with a request/response latency probe beside them.
+ * 64 concurrent bulk streams (two sender processes of 32 connections) with a request/response probe beside them
+ * (bench/workers/requester.ts, one 16-byte request at a time, echoed by the sink process): aggregate against the one-stream
+ * figure, and the probe's p99 round trip; the same load sent straight to the sink is the "generator alone" row.
+ * The legacy row: one visitor stream through a muxado v1 session, the tcp-relay service being
+ * test/interop/go/muxado-service (built offline by test/interop/go-build.ts, run with -forward to the sink); skipped with
+ * the reason printed when Go or Debian's muxado sources are missing.
  */
 import { execFileSync } from 'node:child_process';
 import { connect, createServer, type Socket } from 'node:net';
+import { buildGoPeer } from '../test/interop/go-build.js';
 import {
   bytesBetween,
   CORES,
@@ -62,6 +68,58 @@ async function repeated(label: string, measure: () => Promise<number>): Promise<
   for (let i = 0; i < REPEATS; i++) runs.push(await measure());
   const result = { label, runs, median: median(runs) };
   console.log(`${label}: ${result.runs.map((r) => mbps(r, 1).toFixed(0)).join(', ')} Mbit/s (median ${mbps(result.median, 1).toFixed(0)})`);
+  return result;
+}
+
+/** Bulk streams in parallel, and bench/workers/requester.ts beside them. */
+const MANY_STREAMS = 64;
+const STREAMS_PER_SENDER = 32;
+const REQUEST_INTERVAL_MS = 1;
+
+interface ManyResult {
+  rate: number;
+  p99: number;
+  p50: number;
+  samples: number;
+}
+
+/** MANY_STREAMS bulk senders and one request/response probe into `port`, which leads to the sink. */
+async function manyStreams(sinkPort: number, port: number): Promise<ManyResult> {
+  // Three generator processes start at once here, slower than one: the sink outlives them (it is stopped when they end).
+  const sink = worker('receiver', { host: HOST, port: sinkPort, connections: 0, listen: true, echoRequests: true, durationMs: SENDER_MS + 20_000 });
+  await until(() => sink.lines.some((l) => 'connected' in l), 'sink to listen');
+  const senders = Array.from({ length: MANY_STREAMS / STREAMS_PER_SENDER }, () =>
+    worker('sender', { host: HOST, port, durationMs: SENDER_MS, startDelayMs: START_DELAY_MS, chunkBytes: 65536, connections: STREAMS_PER_SENDER }),
+  );
+  const requester = worker('requester', {
+    host: HOST,
+    port,
+    durationMs: SENDER_MS - START_DELAY_MS,
+    warmupMs: WARMUP_SECONDS * 1000,
+    intervalMs: REQUEST_INTERVAL_MS,
+    startDelayMs: START_DELAY_MS,
+  });
+  await Promise.all([...senders.map((s) => s.exited), requester.exited]);
+  await stop(sink);
+  const first = sink.lines.find((l) => typeof l.t === 'number' && (l.bytes as number) > 0) as { t: number } | undefined;
+  const latencies = requester.lines.find((l) => 'latencies' in l)?.latencies as { count: number; p50: number; p99: number } | undefined;
+  const from = (first?.t ?? 0) + WARMUP_SECONDS * 1000;
+  return {
+    rate: first ? bytesBetween(sink.lines, from, from + SECONDS * 1000) / SECONDS : 0,
+    p50: latencies?.p50 ?? NaN,
+    p99: latencies?.p99 ?? NaN,
+    samples: latencies?.count ?? 0,
+  };
+}
+
+async function repeatedMany(label: string, measure: () => Promise<ManyResult>): Promise<{ label: string; runs: ManyResult[]; median: number; p99: number }> {
+  const runs: ManyResult[] = [];
+  for (let i = 0; i < REPEATS; i++) runs.push(await measure());
+  const result = { label, runs, median: median(runs.map((r) => r.rate)), p99: median(runs.map((r) => r.p99)) };
+  console.log(
+    `${label}: ${runs.map((r) => mbps(r.rate, 1).toFixed(0)).join(', ')} Mbit/s (median ${mbps(result.median, 1).toFixed(0)}); ` +
+      `request/response p99 ${runs.map((r) => r.p99.toFixed(2)).join(', ')} ms (median ${result.p99.toFixed(2)})`,
+  );
   return result;
 }
 
@@ -122,12 +180,14 @@ async function heapUsed(httpPort: number): Promise<number> {
 
 async function main(): Promise<void> {
   const results = [];
+  const many: Array<Awaited<ReturnType<typeof repeatedMany>>> = [];
   const commands: string[] = [];
 
   // direct: sender → sink
   {
     const sinkPort = await freePort();
     results.push(await repeated('direct (generator alone)', () => oneStream(sinkPort, sinkPort)));
+    many.push(await repeatedMany(`direct, ${MANY_STREAMS} streams (generator alone)`, () => manyStreams(sinkPort, sinkPort)));
   }
 
   // socat, one hop
@@ -177,8 +237,36 @@ async function main(): Promise<void> {
       `RELAY=${HOST}:${relayPort} SERVICE=${HOST}:<sink> AUTH_SECRET=… tsx src/main.ts`,
     );
     results.push(await repeated('switchboard relay + agent (two hops, yamux)', () => oneStream(sinkPort, publicPort)));
+    many.push(await repeatedMany(`switchboard relay + agent, ${MANY_STREAMS} streams`, () => manyStreams(sinkPort, publicPort)));
     await stop(agent);
     await stop(relay);
+  }
+
+  // legacy: a tcp-relay service (muxado v1, Go) instead of the agent
+  let legacy: { label: string; runs: number[]; median: number } | undefined;
+  let legacySkipped: string | undefined;
+  {
+    const build = await buildGoPeer('muxado-service', ['github.com/inconshreveable/muxado/proto', 'github.com/inconshreveable/muxado/proto/ext']);
+    if (!build.binary) {
+      legacySkipped = build.skipReason;
+      console.log(`legacy row skipped: ${legacySkipped}`);
+    } else {
+      const sinkPort = await freePort();
+      const relayPort = await freePort();
+      const relay = switchboard({ MODE: 'relay', RELAY_PORT: String(relayPort), PUBLIC_PORTS: '0', AUTH: 'none', RELAY_LEGACY: 'auto' });
+      await until(() => logLine(relay, /"msg":"ready"/) !== undefined || relay.child.exitCode !== null, 'relay ready');
+      const service = run(build.binary, ['-forward', `${HOST}:${sinkPort}`, `${HOST}:${relayPort}`], { cpu: CORES?.subject });
+      await until(() => logLine(relay, /legacy tcp-relay service bound/) !== undefined || service.child.exitCode !== null, 'legacy service bound');
+      const bound = logLine(relay, /legacy tcp-relay service bound/);
+      if (!bound) throw new Error(`the muxado v1 service did not bind: ${service.stderr()} ${relay.stderr()}`);
+      commands.push(
+        `MODE=relay RELAY_PORT=${relayPort} PUBLIC_PORTS=0 AUTH=none tsx src/main.ts`,
+        `muxado-service -forward ${HOST}:<sink> ${HOST}:${relayPort}   (test/interop/go/muxado-service, built by test/interop/go-build.ts)`,
+      );
+      legacy = await repeated('switchboard relay + tcp-relay service (two hops, muxado v1, Go)', () => oneStream(sinkPort, bound.publicPort as number));
+      await stop(service);
+      await stop(relay);
+    }
   }
 
   // connect to first byte, and heap per idle visitor
@@ -220,15 +308,30 @@ async function main(): Promise<void> {
   }
 
   const twoHop = results.find((r) => r.label.startsWith('two Node'))!.median;
-  const tunnel = results.at(-1)!.median;
+  const tunnel = results.find((r) => r.label.includes('yamux'))!.median;
+  const tunnelMany = many.find((r) => r.label.startsWith('switchboard'))!;
   const body = [
     `Run ${new Date().toISOString().slice(0, 10)} on ${machine()}. ${SECONDS} s per point after ${WARMUP_SECONDS} s warm-up, median of ${REPEATS}.`,
     '',
     '| path (one bulk stream, 64 KiB writes) | runs (Mbit/s) | median (Mbit/s) |',
     '|---|---|---|',
     ...results.map((r) => `| ${r.label} | ${r.runs.map((x) => mbps(x, 1).toFixed(0)).join(', ')} | ${mbps(r.median, 1).toFixed(0)} |`),
+    ...(legacy ? [`| ${legacy.label} | ${legacy.runs.map((x) => mbps(x, 1).toFixed(0)).join(', ')} | ${mbps(legacy.median, 1).toFixed(0)} |`] : []),
     '',
     `Tunnel / two pipe() proxies: ${(tunnel / twoHop).toFixed(2)} (target ≥ 0.8).`,
+    legacy
+      ? `Legacy (muxado v1) / yamux tunnel: ${(legacy.median / tunnel).toFixed(2)}.`
+      : `Legacy (muxado v1) row skipped: ${legacySkipped}.`,
+    '',
+    `| ${MANY_STREAMS} bulk streams + one request/response stream | aggregate runs (Mbit/s) | median (Mbit/s) | request/response p99 runs (ms) | median p99 (ms) |`,
+    '|---|---|---|---|---|',
+    ...many.map(
+      (r) =>
+        `| ${r.label} | ${r.runs.map((x) => mbps(x.rate, 1).toFixed(0)).join(', ')} | ${mbps(r.median, 1).toFixed(0)} | ${r.runs.map((x) => x.p99.toFixed(2)).join(', ')} | ${r.p99.toFixed(2)} |`,
+    ),
+    '',
+    `Tunnel, ${MANY_STREAMS} streams aggregate / one stream: ${(tunnelMany.median / tunnel).toFixed(2)} (target ≥ 0.8); request/response p99 ${tunnelMany.p99.toFixed(2)} ms (target ≤ 5 ms). ` +
+      `The probe sends one 16-byte request at a time, ${REQUEST_INTERVAL_MS} ms after the previous answer, and the sink process echoes it (${tunnelMany.runs.map((r) => r.samples).join(', ')} samples).`,
     '',
     '| visitor connect → first byte at the service (300 sequential visitors) | p50 (ms) | p99 (ms) |',
     '|---|---|---|',
@@ -238,7 +341,7 @@ async function main(): Promise<void> {
     '',
     ...commands.map((c) => `    ${c}`),
     '',
-    'Sender: `bench/workers/sender.ts` (bulk); sink: `bench/workers/receiver.ts --listen`, each in its own process.',
+    `Sender: \`bench/workers/sender.ts\` (bulk; ${MANY_STREAMS / STREAMS_PER_SENDER} processes of ${STREAMS_PER_SENDER} connections for the ${MANY_STREAMS}-stream point); probe: \`bench/workers/requester.ts\`; sink: \`bench/workers/receiver.ts --listen\`; each in its own process.`,
   ].join('\n');
   writeResultsSection('relay', body);
   console.log(body);

@@ -2,7 +2,9 @@
  * Load receiver: `connections` TCP connections that (optionally) join a group and count what arrives. Every 100 ms it
  * prints a JSON line {t, bytes} (cumulative, all connections); with `latency` it parses the sender's framed messages and,
  * at the end, prints {latencies: {count, p50, p99, max}} in ms. `stalled` connections never read.
- * argv: JSON { host, port, joinLine?, connections, stalled?, latency?, durationMs }.
+ * With `listen` and `echoRequests`, a connection whose first byte is REQUEST_MARK ('R', from bench/workers/requester.ts)
+ * is echoed, not counted: one service process then serves a request/response probe beside bulk streams (bench/relay.ts).
+ * argv: JSON { host, port, joinLine?, connections, stalled?, latency?, durationMs, listen?, echoRequests? }.
  */
 import { connect, createServer, type Socket } from 'node:net';
 
@@ -16,15 +18,27 @@ const options = JSON.parse(process.argv[2]!) as {
   durationMs: number;
   /** Listen on `port` instead of connecting (the "generator alone" baseline: sender → receiver directly). */
   listen?: boolean;
+  echoRequests?: boolean;
 };
 
+/** First byte of every request of bench/workers/requester.ts. */
+const REQUEST_MARK = 0x52;
 let bytes = 0;
 const latenciesNs: number[] = [];
 const sockets: Socket[] = [];
 if (options.listen) {
   const server = createServer((socket) => {
     sockets.push(socket);
-    socket.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    socket.setNoDelay(true);
+    socket.once('data', (first: Buffer) => {
+      if (options.echoRequests && first[0] === REQUEST_MARK) {
+        socket.write(first);
+        socket.on('data', (chunk: Buffer) => socket.write(chunk));
+        return;
+      }
+      bytes += first.length;
+      socket.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    });
     socket.on('error', () => {});
   });
   await new Promise<void>((resolve) => server.listen(options.port, options.host, resolve));

@@ -2,9 +2,11 @@
  * Load generator: one TCP connection that (optionally) joins a group, then sends for `durationMs`, either as fast as the
  * socket takes (bulk) or `rate` messages of `size` bytes per second, each carrying its sequence number and send time
  * (process.hrtime, CLOCK_MONOTONIC: comparable across processes on one machine) because TCP merges writes.
- * argv: JSON { host, port, joinLine?, durationMs, chunkBytes?, rate?, size? }. Prints one JSON line with what it sent.
+ * With `connections` > 1 (bulk only) it opens that many connections and sends on all of them at once.
+ * argv: JSON { host, port, joinLine?, durationMs, chunkBytes?, rate?, size?, connections? }. Prints one JSON line with what
+ * it sent.
  */
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 
 const options = JSON.parse(process.argv[2]!) as {
   host: string;
@@ -15,6 +17,7 @@ const options = JSON.parse(process.argv[2]!) as {
   rate?: number;
   size?: number;
   startDelayMs?: number;
+  connections?: number;
 };
 
 const socket = connect({ host: options.host, port: options.port });
@@ -52,10 +55,25 @@ if (options.rate) {
   }
 } else {
   const chunk = Buffer.alloc(options.chunkBytes ?? 65536, 0x5a);
-  while (Date.now() < end) {
-    sent += chunk.length;
-    if (!socket.write(chunk)) await new Promise((resolve) => socket.once('drain', resolve));
+  const more: Socket[] = [];
+  for (let i = 1; i < (options.connections ?? 1); i++) {
+    const extra = connect({ host: options.host, port: options.port });
+    extra.setNoDelay(true);
+    extra.on('error', (error) => {
+      console.error(`sender: ${error.message}`);
+      process.exit(1);
+    });
+    more.push(extra);
   }
+  await Promise.all(more.map((extra) => new Promise((resolve) => extra.once('connect', resolve))));
+  const pump = async (target: Socket): Promise<void> => {
+    while (Date.now() < end) {
+      sent += chunk.length;
+      if (!target.write(chunk)) await new Promise((resolve) => target.once('drain', resolve));
+    }
+    target.end();
+  };
+  await Promise.all([socket, ...more].map(pump));
 }
 socket.end();
 console.log(JSON.stringify({ sent, messages }));
