@@ -172,7 +172,9 @@ export async function receiversReady(receivers: Child[], timeoutMs = 60_000): Pr
 export async function measureThroughput(sender: Child, receivers: Child[], startedAt: number, untilExit = false): Promise<number> {
   await sender.exited;
   await Promise.all(receivers.map((r) => (untilExit ? r.exited : stop(r))));
-  const from = startedAt + START_DELAY_MS + WARMUP_SECONDS * 1000;
+  // The sender says when it began sending; process start-up time would otherwise shift the window.
+  const sendingAt = sender.lines.find((l) => typeof l.sendingAt === 'number')?.sendingAt as number | undefined;
+  const from = (sendingAt ?? startedAt + START_DELAY_MS) + WARMUP_SECONDS * 1000;
   return receivers.reduce((sum, r) => sum + bytesBetween(r.lines, from, from + SECONDS * 1000), 0) / SECONDS;
 }
 

@@ -30,6 +30,8 @@ await new Promise((resolve) => socket.once('connect', resolve));
 if (options.joinLine) socket.write(options.joinLine);
 await new Promise((resolve) => setTimeout(resolve, options.startDelayMs ?? 300));
 
+// The orchestrator measures from here: starting a worker process takes a variable while, so its own clock cannot tell.
+console.log(JSON.stringify({ sendingAt: Date.now() }));
 const end = Date.now() + options.durationMs;
 let sent = 0;
 let messages = 0;
