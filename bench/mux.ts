@@ -1,6 +1,6 @@
 /**
- * `npm run bench:mux` (DESIGN §9, issue 5): switchboard in mux mode against a direct connection to the same fake Modbus
- * device, N clients polling. The device and the pollers run in their own processes (this file, started again with the
+ * `npm run bench:mux` (DESIGN §9, issue 5): switchboard in mux mode against a direct connection to the same Modbus device
+ * (the simulator of src/sim/), N clients polling. The device and the pollers run in their own processes (this file, started again with the
  * role `device` or `poller`); switchboard runs from dist/ on its own core. Each point: warm-up, then BENCH_SECONDS
  * (default 5) of measurement, BENCH_REPEATS (default 3) times, median reported. Writes the `## mux` section of
  * bench/RESULTS.md.
@@ -13,8 +13,9 @@
  * "Direct" is the generator alone against the device, so it also shows the generator is not the bottleneck.
  */
 import { execFileSync } from 'node:child_process';
-import { createServer, connect, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { encodeModbusTcp, ModbusTcpDecoder } from '../src/protocols/modbus-tcp.js';
+import { ModbusDevice, registerValue } from '../src/sim/modbus-device.js';
 import {
   CORES,
   HOST,
@@ -39,27 +40,13 @@ const QUANTITY = 10;
 // ---------------------------------------------------------------------------------------------------------------------
 // Roles in their own processes.
 
-/** A Modbus TCP device that answers every request at once, in order, so pipelined requests are answered pipelined. */
-function deviceRole(): void {
-  const server = createServer((socket) => {
-    socket.setNoDelay(true);
-    socket.on('error', () => {});
-    const decoder = new ModbusTcpDecoder();
-    socket.on('data', (chunk: Buffer) => {
-      const replies: Buffer[] = [];
-      for (const frame of decoder.push(chunk).frames) {
-        const address = frame.pdu.readUInt16BE(1);
-        const quantity = frame.pdu.readUInt16BE(3);
-        const pdu = Buffer.allocUnsafe(2 + quantity * 2);
-        pdu[0] = frame.functionCode;
-        pdu[1] = quantity * 2;
-        for (let i = 0; i < quantity; i++) pdu.writeUInt16BE((address + i) & 0xffff, 2 + i * 2);
-        replies.push(encodeModbusTcp(frame.transactionId, frame.unitId, pdu));
-      }
-      if (replies.length > 0) socket.write(replies.length === 1 ? replies[0]! : Buffer.concat(replies));
-    });
-  });
-  server.listen(0, HOST, () => console.log(JSON.stringify({ port: (server.address() as { port: number }).port })));
+/**
+ * The project's simulator (src/sim/modbus-device.ts) with zero latency, answering pipelined requests as they come (one
+ * write per chunk), one connection at a time: the points below connect to it one after another.
+ */
+async function deviceRole(): Promise<void> {
+  const device = await ModbusDevice.start({ pipelined: true, recordRequests: false }, 0, HOST);
+  console.log(JSON.stringify({ port: device.port }));
 }
 
 interface PollerOptions {
@@ -97,6 +84,7 @@ async function pollerRole(options: PollerOptions): Promise<void> {
         new Promise<void>((resolve) => {
           const decoder = new ModbusTcpDecoder();
           const address = (k * 100) % 60000;
+          const expectedFirst = registerValue(1, address);
           let transactionId = 1;
           let sentAt = 0;
           const send = () => {
@@ -109,7 +97,7 @@ async function pollerRole(options: PollerOptions): Promise<void> {
           socket.on('data', (chunk: Buffer) => {
             for (const frame of decoder.push(chunk).frames) {
               const now = performance.now();
-              if (frame.transactionId !== transactionId || frame.pdu.readUInt16BE(2) !== address) mismatches++;
+              if (frame.transactionId !== transactionId || frame.pdu.readUInt16BE(2) !== expectedFirst) mismatches++;
               if (sentAt >= measureFrom) {
                 requests++;
                 latencies.push(now - sentAt);
@@ -152,7 +140,7 @@ async function poll(port: number, clients: number): Promise<PollResult> {
 
 async function startDevice(): Promise<{ device: Child; port: number }> {
   const device = role('device');
-  await until(() => device.lines.some((l) => 'port' in l), 'the fake device');
+  await until(() => device.lines.some((l) => 'port' in l), 'the device simulator');
   return { device, port: device.lines.find((l) => 'port' in l)!.port as number };
 }
 
@@ -220,7 +208,7 @@ async function main(): Promise<void> {
     const body = [
       `Run on ${new Date().toISOString().slice(0, 10)} with \`npm run bench:mux\` (BENCH_SECONDS=${SECONDS}, BENCH_WARMUP_SECONDS=${WARMUP_SECONDS}, BENCH_REPEATS=${REPEATS}) on ${machine()}.`,
       '',
-      `Device: the zero-latency fake Modbus TCP device in \`bench/mux.ts\` (role \`device\`, its own process, answers pipelined requests); load: role \`poller\` (its own process), each client one request outstanding, FC 3 × ${QUANTITY} registers at its own address. "direct" is the generator alone against the device.`,
+      `Device: the Modbus device simulator (\`src/sim/modbus-device.ts\`, zero latency, answers pipelined requests, one connection at a time) in its own process (role \`device\` of \`bench/mux.ts\`); load: role \`poller\` (its own process), each client one request outstanding, FC 3 × ${QUANTITY} registers at its own address. "direct" is the generator alone against the device.`,
       '',
       '| measure | figures (median) | result | target |',
       '|---|---|---|---|',
@@ -243,6 +231,6 @@ async function main(): Promise<void> {
 }
 
 const [, , roleName, json] = process.argv;
-if (roleName === 'device') deviceRole();
+if (roleName === 'device') await deviceRole();
 else if (roleName === 'poller') await pollerRole(JSON.parse(json ?? '{}') as PollerOptions);
 else await main();

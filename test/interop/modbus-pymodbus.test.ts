@@ -4,28 +4,15 @@
  * values read directly. A missing peer skips on a developer machine and fails under CI=true.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { connectTcp, sleep, startApp, waitFor } from '../helpers.js';
 import { ModbusDevice } from '../engines/mux/devices.js';
-
-const PYTHON = '/usr/bin/python3';
-const CI = process.env.CI === 'true';
-
-const hasPymodbus = spawnSync(PYTHON, ['-c', 'import pymodbus.server, pymodbus.client'], { timeout: 20_000 }).status === 0;
-const hasMbpoll = spawnSync('mbpoll', ['-V'], { timeout: 5000 }).error === undefined;
-
-/** A missing external peer: skip here, fail in CI (README: `.ci/run` installs them). */
-function needs(t: TestContext, available: boolean, what: string): boolean {
-  if (available) return true;
-  if (CI) assert.fail(`${what} is required under CI=true`);
-  t.skip(`${what} is not installed`);
-  return false;
-}
+import { hasMbpoll, hasPymodbus, mbpollRead, needs, PYTHON, run } from './modbus-peers.js';
 
 /** The device: units 1-3, holding registers 0-999 with value (31 i + 7 + unit) & 0xffff, input registers without the unit. */
 const SIMULATOR = `
@@ -68,26 +55,10 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function run(file: string, args: string[], timeoutMs = 20_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`${file} ${args.join(' ')} failed: ${error.message}\n${stderr}`));
-      else resolve(stdout);
-    });
-  });
-}
-
 type Reads = Array<[number, number, number]>;
 
 async function pymodbusRead(script: string, port: number, reads: Reads): Promise<Array<number[] | { exception: number | null }>> {
   return JSON.parse(await run(PYTHON, [script, String(port), JSON.stringify(reads)]));
-}
-
-/** mbpoll's one-shot read of holding registers (references are 1-based on its command line). */
-async function mbpollRead(port: number, unit: number, address: number, count: number): Promise<number[]> {
-  const out = await run('mbpoll', ['-1', '-0', '-a', String(unit), '-r', String(address), '-c', String(count), '-p', String(port), '-t', '4', '-q', '127.0.0.1'], 10_000);
-  const values = [...out.matchAll(/^\[(\d+)\]:\s+(-?\d+)/gm)].map((m) => Number(m[2]) & 0xffff);
-  return values;
 }
 
 const READS: Reads = [

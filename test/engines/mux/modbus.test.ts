@@ -1,6 +1,6 @@
 /**
- * mux mode with PROTOCOL=modbus over loopback: a fake device written here for fault injection (the interop tests use
- * pymodbus, mbpoll, jsmodbus and modbus-serial). Timing bounds leave at least 250 ms of slack.
+ * mux mode with PROTOCOL=modbus over loopback: the project's device simulator (src/sim/) with per-request fault injection
+ * (the interop tests use pymodbus, mbpoll, jsmodbus and modbus-serial). Timing bounds leave at least 250 ms of slack.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
