@@ -2,6 +2,7 @@
  * Test plumbing: switchboard instances on OS-chosen loopback ports, TCP clients that record what they receive, bounded
  * waits, and metric reads. Every helper that opens something registers it for closing.
  */
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { pino } from 'pino';
@@ -59,6 +60,24 @@ export class Recorder {
   }
   get bytes(): Buffer {
     return Buffer.concat(this.chunks);
+  }
+}
+
+/** Counts and hashes what a socket receives without keeping it (for transfers too large to record). */
+export class Digest {
+  length = 0;
+  closed = false;
+  private readonly hash = createHash('sha256');
+  constructor(readonly socket: Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.hash.update(chunk);
+      this.length += chunk.length;
+    });
+    socket.on('close', () => (this.closed = true));
+    socket.on('error', () => {});
+  }
+  digest(): string {
+    return this.hash.digest('hex');
   }
 }
 

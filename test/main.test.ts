@@ -45,11 +45,12 @@ async function listenersOf(started: Started, timeoutMs = 15_000): Promise<Array<
 }
 
 async function exitOf(child: ChildProcess, timeoutMs: number): Promise<number | null> {
-  if (child.exitCode !== null) return child.exitCode;
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const [code] = (await once(child, 'exit')) as [number | null];
+  if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
   clearTimeout(timer);
-  return code;
+  // 'exit' can come before the last output has been read; callers look at stderr next.
+  await Promise.all([child.stdout, child.stderr].filter((s) => s && !s.closed).map((s) => once(s!, 'close')));
+  return child.exitCode;
 }
 
 describe('the switchboard process', () => {

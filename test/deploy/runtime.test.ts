@@ -172,11 +172,13 @@ function sandboxed(argv: string[], cwd: string, env: Record<string, string>): Ch
 
 async function exitOf(child: ChildProcess, timeoutMs: number): Promise<{ code: number | null; ms: number }> {
   const started = Date.now();
-  if (child.exitCode !== null) return { code: child.exitCode, ms: 0 };
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const [code] = (await once(child, 'exit')) as [number | null];
+  if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+  const ms = Date.now() - started;
   clearTimeout(timer);
-  return { code, ms: Date.now() - started };
+  // 'exit' can come before the last output has been read; callers look at the output next.
+  await Promise.all([child.stdout, child.stderr].filter((s) => s && !s.closed).map((s) => once(s!, 'close')));
+  return { code: child.exitCode, ms };
 }
 
 /** Files owned by nobody, changed since `sinceMs`, in the world-writable places a read-only root would still have. */

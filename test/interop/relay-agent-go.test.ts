@@ -62,6 +62,8 @@ describe('our agent against a Go relay (hashicorp/yamux server)', { timeout: 120
     const agent = await startApp({ RELAY: address, SERVICE: `${LOOPBACK}:${service.port}`, AUTH_SECRET: SECRET });
     cleanups.push(() => agent.stop());
     const port = await waitBound(agent);
+    // The Go relay prints its BOUND line after it has answered the agent, so the line may reach us a moment later.
+    await waitFor(() => new RegExp(`^BOUND ${port}$`, 'm').test(out), `the Go relay's "BOUND ${port}" line`, 10_000);
     assert.match(out, new RegExp(`^BOUND ${port}$`, 'm'));
 
     const payloads = Array.from({ length: 12 }, (_, i) => randomBytes(1000 + i * 50_000));

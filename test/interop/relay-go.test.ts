@@ -41,7 +41,7 @@ function startGoAgent(binary: string, relay: TestApp, service: number, args: str
   let out = '';
   child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
   child.stderr!.on('data', () => {});
-  return { child, output: () => out, exited: once(child, 'exit') };
+  return { child, output: () => out, exited: once(child, 'close') };
 }
 
 function kill(agent: GoAgent): void {

@@ -84,7 +84,7 @@ describe('tcp-relay (muxado v1) services on the relay', { timeout: 120_000 }, ()
     const relay = await startRelay();
     cleanups.push(() => relay.stop());
     const service = startService(build.binary, relay.port('relay'));
-    await once(service.child, 'exit');
+    await once(service.child, 'close');
     assert.doesNotMatch(service.output(), /^address /m);
     assert.equal(await metric(relay, 'switchboard_connections_rejected_total', { reason: 'legacy_refused' }), 1);
   });

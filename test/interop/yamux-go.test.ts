@@ -68,7 +68,7 @@ function startPeer(binary: string, args: string[]): Peer {
   let err = '';
   child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  const exited = once(child, 'close').then(([code]) => code as number | null);
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 

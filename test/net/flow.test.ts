@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { joinGroup, metric, Recorder, startApp, waitFor, waitForMembers } from '../helpers.js';
+import { Digest, joinGroup, metric, Recorder, startApp, waitFor, waitForMembers } from '../helpers.js';
 
 const MB = 1024 * 1024;
 
@@ -25,24 +25,6 @@ async function sendPattern(socket: Socket, total: number, chunkSize = 64 * 1024)
     if (!socket.write(chunk)) await new Promise((resolve) => socket.once('drain', resolve));
   }
   return hash.digest('hex');
-}
-
-/** Counts and hashes what arrives without keeping it. */
-class Digest {
-  length = 0;
-  closed = false;
-  private readonly hash = createHash('sha256');
-  constructor(readonly socket: Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.hash.update(chunk);
-      this.length += chunk.length;
-    });
-    socket.on('close', () => (this.closed = true));
-    socket.on('error', () => {});
-  }
-  digest(): string {
-    return this.hash.digest('hex');
-  }
 }
 
 describe('flow control', () => {

@@ -205,7 +205,7 @@ describe('Modbus device simulator, CLI', () => {
       c.close();
     }
     child.kill('SIGTERM');
-    const [code] = (await once(child, 'exit')) as [number | null];
+    const [code] = (await once(child, 'close')) as [number | null];
     assert.equal(code, 0);
     assert.match(stderr, /"msg":"sim stopped"/);
   });

@@ -86,23 +86,7 @@ export class FakeUpstream {
   }
 }
 
-/** Counts and hashes what a socket receives without keeping it. */
-export class Digest {
-  length = 0;
-  closed = false;
-  private readonly hash = createHash('sha256');
-  constructor(readonly socket: Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.hash.update(chunk);
-      this.length += chunk.length;
-    });
-    socket.on('close', () => (this.closed = true));
-    socket.on('error', () => {});
-  }
-  digest(): string {
-    return this.hash.digest('hex');
-  }
-}
+export { Digest } from '../../helpers.js';
 
 export function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
