@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { App } from '../../../src/app.js';
@@ -24,6 +24,7 @@ import type { RelayModeConfig } from '../../../src/config/load.js';
 import { LOOPBACK, metric, sleep, waitFor } from '../../helpers.js';
 import {
   echo,
+  fileCleanups,
   freePort,
   publicPortOf,
   RawAgent,
@@ -36,14 +37,7 @@ import {
   type TestApp,
 } from './relay-helpers.js';
 
-const cleanups: Array<() => unknown> = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
-function track<T extends TestApp>(app: T): T {
-  cleanups.push(() => app.stop());
-  return app;
-}
+const { cleanups, track } = fileCleanups();
 
 describe('relay and agent over loopback', { timeout: 60_000 }, () => {
   it('visitors reach the service, many at once, byte-exact', async () => {

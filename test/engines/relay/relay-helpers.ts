@@ -3,6 +3,7 @@
  * control protocol step by step (for refusals an agent engine would just retry).
  */
 import { once } from 'node:events';
+import { after } from 'node:test';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { App } from '../../../src/app.js';
 import { authTag, ControlLineDecoder, encodeControl, PREAMBLE, type ControlMessage } from '../../../src/engines/relay/control/messages.js';
@@ -12,6 +13,22 @@ import { LOOPBACK, startApp, waitFor } from '../../helpers.js';
 export const SECRET = 'test-secret-that-must-never-be-shown';
 
 export type TestApp = App & { stop(): Promise<void> };
+
+/**
+ * One cleanup list per test file, run in reverse order after its tests: `cleanups.push(fn)` for anything opened,
+ * `track(app)` for an App (returned as is).
+ */
+export function fileCleanups(): { cleanups: Array<() => unknown>; track: <T extends TestApp>(app: T) => T } {
+  const cleanups: Array<() => unknown> = [];
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+  const track = <T extends TestApp>(app: T): T => {
+    cleanups.push(() => app.stop());
+    return app;
+  };
+  return { cleanups, track };
+}
 
 export async function startRelay(env: Record<string, string> = {}): Promise<TestApp> {
   return startApp({ MODE: 'relay', RELAY_PORT: '0', PUBLIC_PORTS: '0', AUTH_SECRET: SECRET, LEASE_TTL_MS: '5000', VISITOR_WAIT_MS: '5000', ...env });

@@ -8,23 +8,16 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { MAX_WAITING_VISITORS } from '../../../src/engines/relay/public-port.js';
 import { Muxado1Session } from '../../../src/engines/relay/muxado1/session.js';
 import { PREAMBLE } from '../../../src/engines/relay/control/messages.js';
 import { encodeWindowUpdate, Flag, GoAwayCode, HEADER_SIZE, INITIAL_STREAM_WINDOW } from '../../../src/protocols/yamux.js';
 import { LOOPBACK, metric, sleep, waitFor } from '../../helpers.js';
-import { echo, freePort, RawAgent, SECRET, startAgent, startRelay, startService, waitBound, type TestApp } from './relay-helpers.js';
+import { echo, fileCleanups, freePort, RawAgent, SECRET, startAgent, startRelay, startService, waitBound, type TestApp } from './relay-helpers.js';
 
 const ROOT = new URL('../../..', import.meta.url).pathname;
-const cleanups: Array<() => unknown> = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
-function track<T extends TestApp>(app: T): T {
-  cleanups.push(() => app.stop());
-  return app;
-}
+const { cleanups, track } = fileCleanups();
 
 type Tunnels = { tunnels: Array<{ publicPort: number; state: string; waitingVisitors: number; protocol: string }> };
 const tunnelsOf = (relay: TestApp): Tunnels['tunnels'] => (relay.engine.status() as Tunnels).tunnels;
