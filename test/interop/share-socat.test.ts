@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
-import { connectTcp, LOOPBACK, Recorder, startApp, waitFor } from '../helpers.js';
+import { connectTcp, freePort, LOOPBACK, Recorder, startApp, waitFor } from '../helpers.js';
 import { pattern, shareEnv, upstreamState, waitForClients, type ShareApp } from '../engines/share/harness.js';
 
 const HAVE_SOCAT = spawnSync('socat', ['-V'], { stdio: 'ignore' }).status === 0;
@@ -19,14 +19,6 @@ function needSocat(t: TestContext): boolean {
   if (process.env.CI === 'true') assert.fail('socat is required in CI (apt-get install socat)');
   t.skip('socat is not installed');
   return false;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, LOOPBACK, resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 describe('share mode with socat', () => {

@@ -80,15 +80,7 @@ export const echo = (socket: Socket): void => {
   socket.pipe(socket);
 };
 
-/** A port nobody listens on right now (bound, then closed). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, LOOPBACK);
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { freePort } from '../../helpers.js';
 
 /** Sends `data`, half-closes, and collects everything until the far side's FIN. */
 export async function roundTrip(port: number, data: Buffer, timeoutMs = 8000): Promise<Buffer> {
