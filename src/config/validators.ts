@@ -178,5 +178,45 @@ export const optionalHostPort = makeValidator<HostPort | ''>((text) =>
 /** A bind address, or empty (meaning: the same as another setting). */
 export const optionalBindHost = makeValidator<string>((text) => (text.trim() === '' ? '' : bindHost()._parse(text)));
 
+/** WRITE_ALLOW entry (DESIGN §5): writes to `unit` may touch addresses first..last (inclusive, 0-65535). */
+export interface WriteAllowRange {
+  unit: number;
+  first: number;
+  last: number;
+}
+
+function modbusNumber(text: string, max: number, what: string): number {
+  if (!/^\d{1,5}$/.test(text) || Number(text) > max) throw new EnvError(`has a bad entry: ${what} "${text}" is not 0-${max}`);
+  return Number(text);
+}
+
+/** `unit:first-last` or `unit:address`, comma separated (WRITE_ALLOW=1:40000-40010,2:100). */
+export const writeAllowList = makeValidator<WriteAllowRange[]>((text) => {
+  const entries = text.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  return entries.map((entry) => {
+    const match = /^(\d+)\s*:\s*(\d+)(?:\s*-\s*(\d+))?$/.exec(entry);
+    if (!match) throw new EnvError(`has a bad entry "${entry}" (expected unit:first-last)`);
+    const unit = modbusNumber(match[1]!, 255, 'unit id');
+    const first = modbusNumber(match[2]!, 65535, 'address');
+    const last = modbusNumber(match[3] ?? match[2]!, 65535, 'address');
+    if (last < first) throw new EnvError(`has a bad entry "${entry}" (last address below first)`);
+    return { unit, first, last };
+  });
+});
+
+/** UNIT_MAP (DESIGN §5): client unit id -> device unit id, `client=device,…`; a client unit may appear once. */
+export const unitMap = makeValidator<Map<number, number>>((text) => {
+  const map = new Map<number, number>();
+  for (const entry of text.split(',').map((item) => item.trim()).filter((item) => item !== '')) {
+    const match = /^(\d+)\s*=\s*(\d+)$/.exec(entry);
+    if (!match) throw new EnvError(`has a bad entry "${entry}" (expected client=device, e.g. 1=0)`);
+    const client = modbusNumber(match[1]!, 255, 'unit id');
+    const device = modbusNumber(match[2]!, 255, 'unit id');
+    if (map.has(client)) throw new EnvError(`maps unit ${client} twice`);
+    map.set(client, device);
+  }
+  return map;
+});
+
 /** Any text, empty allowed, kept exactly (secrets). */
 export const anyText = makeValidator<string>((text) => text);

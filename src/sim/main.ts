@@ -25,6 +25,10 @@ const device = new ModbusDevice({
   latencyMs: options.latencyMs,
   oneConnection: options.oneConnection,
   pipelined: options.pipelined,
+  connectDelayMs: options.connectDelayMs,
+  minGapMs: options.minGapMs,
+  tooEarly: options.tooEarly,
+  units: options.units,
   faults: options.faults,
   recordRequests: false,
 });
@@ -34,7 +38,13 @@ const stop = (signal: string) => {
   if (stopping) return;
   stopping = true;
   void device.stop().then(() => {
-    log('info', 'sim stopped', { signal, requests: device.requestCount, connections: device.connections });
+    log('info', 'sim stopped', {
+      signal,
+      requests: device.requestCount,
+      served: device.requestsServed,
+      rejected: device.rejectedRequests,
+      connections: device.connections,
+    });
     process.exit(0);
   });
 };

@@ -6,6 +6,11 @@
  * replies with the wrong unit or function code, malformed replies. With `pipelined` it answers outstanding requests
  * concurrently (the MAX_INFLIGHT benchmark); otherwise one at a time, in order, like most devices.
  *
+ * Slow mode (`connectDelayMs`, `minGapMs`) imitates a Huawei SUN2000 and its SDongle, which need 1-2 s after a connect and a
+ * pause between requests, and answers only the units in `units` (a SUN2000 reached over its own WLAN/LAN answers unit 0):
+ * see SlowMode. Counters say what reached the device and what it served, so a test can assert "one upstream request per
+ * round" (readRequests) or "nothing was rejected" (rejectedRequests).
+ *
  * The socket side lives here; the bytes come from the pure codec in src/protocols/modbus-tcp.ts.
  */
 import { once } from 'node:events';
@@ -71,9 +76,39 @@ export interface DeviceFaults {
   closeMidReplyEvery: number;
 }
 
+/**
+ * What the device does with a request that comes too early (slow mode). Huawei inverters do both, depending on firmware and
+ * on whether the SDongle is in between: right after a connect the request is often swallowed (no answer: the client's
+ * timeout runs), while a request that comes too close to the previous one is answered with exception 0x06 (Server Device
+ * Busy; huawei-solar's SlaveBusyException, Home Assistant's "Slave busy"). The default is 'busy': it shows the same
+ * problem and lets a test see it at once instead of after a timeout.
+ */
+export type TooEarlyReply = 'busy' | 'silent';
+
+/** Slow mode: when a request is too early. 0 = no limit. */
+export interface SlowMode {
+  /** A request arriving sooner than this after the connection was accepted is rejected. */
+  connectDelayMs: number;
+  /**
+   * A request arriving sooner than this after the previous reply on its connection was sent, or while the device is still
+   * working on an earlier one, is rejected. A rejection is not a reply: it does not restart the gap.
+   */
+  minGapMs: number;
+  tooEarly: TooEarlyReply;
+}
+
 export interface ModbusDeviceOptions {
   /** Delay before each reply (default 0: answer at once). */
   latencyMs?: number;
+  /** Slow mode (default: off); see SlowMode. Rejected requests are counted in rejectedRequests. */
+  connectDelayMs?: number;
+  minGapMs?: number;
+  tooEarly?: TooEarlyReply;
+  /**
+   * The only unit ids the device answers (default: every unit). A request to another unit gets no reply, as a device on
+   * a bus that is not addressed stays silent; behind switchboard the client then gets 0x0B after UPSTREAM_TIMEOUT_MS.
+   */
+  units?: readonly number[];
   /**
    * Serve one connection at a time, like most inverters (default true): a connection arriving while another is open is
    * reset (after ONE_CONNECTION_GRACE_MS, unless the open one closes meanwhile) and counted in `rejectedConnections`.
@@ -84,8 +119,8 @@ export interface ModbusDeviceOptions {
   /** Configured faults; see DeviceFaults. */
   faults?: Partial<DeviceFaults>;
   /**
-   * Keep every request in `requests` (default true, for tests); a long-running simulator or a benchmark turns it off and
-   * reads `requestCount`.
+   * Keep every request in `requests` and count reads per key in `readCounts` (default true, for tests); a long-running
+   * simulator or a benchmark turns it off and reads `requestCount`, `requestsServed` and `rejectedRequests`.
    */
   recordRequests?: boolean;
   /** Decides per request (index counts from 0 over the device's life); overrides latencyMs and faults. */
@@ -93,6 +128,23 @@ export interface ModbusDeviceOptions {
 }
 
 export const DEFAULT_FAULTS: DeviceFaults = { silentUnits: [], lateEvery: 0, lateMs: 0, strayEvery: 0, closeMidReplyEvery: 0 };
+
+export const DEFAULT_SLOW_MODE: SlowMode = { connectDelayMs: 0, minGapMs: 0, tooEarly: 'busy' };
+
+/** The key of readRequests(): one read of `quantity` items from `address` of `unit` with function code `fc`. */
+export function readKey(unit: number, fc: number, address: number, quantity: number): string {
+  return `${unit}:${fc}:${address}:${quantity}`;
+}
+
+/** Slow-mode bookkeeping of one connection. */
+interface Pacing {
+  /** performance.now() when the connection was accepted. */
+  acceptedAt: number;
+  /** performance.now() when the last reply was written; -Infinity before the first. */
+  lastReplyAt: number;
+  /** Requests the device is working on (accepted, reply not written yet). */
+  working: number;
+}
 
 const ANSWER: DeviceAction = { kind: 'answer' };
 
@@ -194,8 +246,18 @@ export class ModbusDevice {
   readonly open = new Set<Socket>();
   /** Every request received, in order (with recordRequests). */
   readonly requests: ModbusTcpFrame[] = [];
-  /** Requests received. */
+  /** Requests received, rejected ones included. */
   requestCount = 0;
+  /** Requests answered with their own correct reply (late ones included, when they are written). */
+  requestsServed = 0;
+  /** Slow mode: requests rejected for coming too early (tooEarlyAfterConnect + tooSoonAfterReply). */
+  rejectedRequests = 0;
+  /** Slow mode: requests rejected because they came sooner than connectDelayMs after the connection was accepted. */
+  tooEarlyAfterConnect = 0;
+  /** Slow mode: requests rejected because they came sooner than minGapMs after the previous reply, or before it. */
+  tooSoonAfterReply = 0;
+  /** Reads (FC 1-4) received, rejected ones included, by readKey(unit, fc, address, quantity) (with recordRequests). */
+  readonly readCounts = new Map<string, number>();
   /** Most requests seen outstanding at once. */
   maxOutstanding = 0;
   /** Values written by FC 5, 6, 15, 16, by `unit:r|c:address`; reads return them instead of the known values. */
@@ -205,6 +267,8 @@ export class ModbusDevice {
   private readonly hasFaults: boolean;
   private readonly latencyMs: number;
   private readonly oneConnection: boolean;
+  private readonly slow: SlowMode;
+  private readonly units: ReadonlySet<number> | undefined;
   private listenAt: { port: number; host: string } | undefined;
 
   constructor(private readonly options: ModbusDeviceOptions = {}) {
@@ -213,6 +277,12 @@ export class ModbusDevice {
     this.hasFaults = f.silentUnits.length > 0 || f.lateEvery > 0 || f.strayEvery > 0 || f.closeMidReplyEvery > 0;
     this.latencyMs = options.latencyMs ?? 0;
     this.oneConnection = options.oneConnection ?? true;
+    this.slow = {
+      connectDelayMs: options.connectDelayMs ?? DEFAULT_SLOW_MODE.connectDelayMs,
+      minGapMs: options.minGapMs ?? DEFAULT_SLOW_MODE.minGapMs,
+      tooEarly: options.tooEarly ?? DEFAULT_SLOW_MODE.tooEarly,
+    };
+    this.units = options.units !== undefined && options.units.length > 0 ? new Set(options.units) : undefined;
     this.server = createServer((socket) => this.accept(socket));
   }
 
@@ -239,6 +309,11 @@ export class ModbusDevice {
     return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
   }
 
+  /** Reads of `quantity` items from `address` of `unit` with function code `fc` that reached the device (with recordRequests). */
+  readRequests(unit: number, fc: number, address: number, quantity: number): number {
+    return this.readCounts.get(readKey(unit, fc, address, quantity)) ?? 0;
+  }
+
   /** Refused connections: stops listening and drops open connections (a device switched off); acceptConnections() undoes it. */
   async refuseConnections(): Promise<void> {
     await this.stop();
@@ -259,9 +334,10 @@ export class ModbusDevice {
 
   private accept(socket: Socket): void {
     this.connections++;
+    const acceptedAt = performance.now();
     socket.on('error', () => {});
     if (!this.oneConnection || this.open.size === 0) {
-      this.serve(socket);
+      this.serve(socket, acceptedAt);
       return;
     }
     // A client that redials closes its old connection first, but the close and the new connection can reach this
@@ -276,7 +352,7 @@ export class ModbusDevice {
     void Promise.all(previous.map((old) => (old.closed ? undefined : once(old, 'close')))).then(() => {
       if (rejected || socket.destroyed) return;
       clearTimeout(timer);
-      if (this.open.size === 0) this.serve(socket);
+      if (this.open.size === 0) this.serve(socket, acceptedAt);
       else {
         this.rejectedConnections++;
         socket.resetAndDestroy();
@@ -284,11 +360,12 @@ export class ModbusDevice {
     });
   }
 
-  private serve(socket: Socket): void {
+  private serve(socket: Socket, acceptedAt: number): void {
     this.open.add(socket);
     socket.setNoDelay(true);
     socket.on('close', () => this.open.delete(socket));
     const decoder = new ModbusTcpDecoder();
+    const pacing: Pacing = { acceptedAt, lastReplyAt: -Infinity, working: 0 };
     let chain: Promise<void> = Promise.resolve();
     let queued = 0; // requests of this connection waiting in `chain`
     socket.on('data', (chunk: Buffer) => {
@@ -301,17 +378,30 @@ export class ModbusDevice {
       };
       for (const frame of result.frames) {
         const index = this.requestCount++;
-        if (this.options.recordRequests !== false) this.requests.push(frame);
+        if (this.options.recordRequests !== false) {
+          this.requests.push(frame);
+          this.countRead(frame);
+        }
+        if (this.tooEarly(pacing)) {
+          if (this.slow.tooEarly === 'busy') immediate.push(encodeModbusTcp(frame.transactionId, frame.unitId, exceptionPdu(frame.functionCode, ExceptionCode.SERVER_DEVICE_BUSY)));
+          continue;
+        }
         const action = this.actionFor(frame, index);
         if (action.kind === 'answer' && !(action.delayMs ?? this.latencyMs) && (this.options.pipelined || queued === 0)) {
           this.maxOutstanding = Math.max(this.maxOutstanding, this.outstanding + 1);
           immediate.push(this.reply(frame));
+          this.replied(pacing, true);
           continue;
         }
         flush(); // earlier replies first
         this.outstanding++;
+        pacing.working++;
         this.maxOutstanding = Math.max(this.maxOutstanding, this.outstanding);
-        const run = () => this.perform(socket, frame, action).finally(() => this.outstanding--);
+        const run = () =>
+          this.perform(socket, frame, action, pacing).finally(() => {
+            this.outstanding--;
+            pacing.working--;
+          });
         if (this.options.pipelined) void run();
         else {
           queued++;
@@ -324,7 +414,36 @@ export class ModbusDevice {
     });
   }
 
+  /** Slow mode: whether a request arriving now on this connection is rejected (and counts it). */
+  private tooEarly(pacing: Pacing): boolean {
+    const { connectDelayMs, minGapMs } = this.slow;
+    if (connectDelayMs === 0 && minGapMs === 0) return false;
+    const now = performance.now();
+    if (now - pacing.acceptedAt < connectDelayMs) {
+      this.tooEarlyAfterConnect++;
+    } else if (minGapMs > 0 && (pacing.working > 0 || now - pacing.lastReplyAt < minGapMs)) {
+      this.tooSoonAfterReply++;
+    } else {
+      return false;
+    }
+    this.rejectedRequests++;
+    return true;
+  }
+
+  private countRead(frame: ModbusTcpFrame): void {
+    if (frame.functionCode < FunctionCode.READ_COILS || frame.functionCode > FunctionCode.READ_INPUT_REGISTERS || frame.pdu.length !== 5) return;
+    const key = readKey(frame.unitId, frame.functionCode, frame.pdu.readUInt16BE(1), frame.pdu.readUInt16BE(3));
+    this.readCounts.set(key, (this.readCounts.get(key) ?? 0) + 1);
+  }
+
+  /** A reply (its own correct one, or a faulty one) was just written on the connection. */
+  private replied(pacing: Pacing, served: boolean): void {
+    pacing.lastReplyAt = performance.now();
+    if (served) this.requestsServed++;
+  }
+
   private actionFor(frame: ModbusTcpFrame, index: number): DeviceAction {
+    if (this.units !== undefined && !this.units.has(frame.unitId)) return { kind: 'silent' };
     if (this.options.action !== undefined) return this.options.action(frame, index);
     if (!this.hasFaults) return ANSWER;
     const nth = (every: number) => every > 0 && (index + 1) % every === 0;
@@ -343,41 +462,43 @@ export class ModbusDevice {
     return encodeModbusTcp(frame.transactionId, frame.unitId, pdu);
   }
 
-  private async perform(socket: Socket, frame: ModbusTcpFrame, action: DeviceAction): Promise<void> {
-    const write = (bytes: Buffer) => {
-      if (socket.writable) socket.write(bytes);
+  private async perform(socket: Socket, frame: ModbusTcpFrame, action: DeviceAction, pacing: Pacing): Promise<void> {
+    const write = (bytes: Buffer, served: boolean) => {
+      if (!socket.writable) return;
+      socket.write(bytes);
+      this.replied(pacing, served);
     };
     switch (action.kind) {
       case 'answer': {
         const delayMs = action.delayMs ?? this.latencyMs;
         if (delayMs > 0) await sleep(delayMs);
-        write(this.reply(frame));
+        write(this.reply(frame), true);
         return;
       }
       case 'silent':
         return;
       case 'late':
         // Answered after the gateway gave up; the requests behind it are not held up meanwhile.
-        setTimeout(() => write(this.reply(frame)), action.delayMs);
+        setTimeout(() => write(this.reply(frame), true), action.delayMs);
         return;
       case 'stray-then-answer': {
         const reply = this.reply(frame);
-        write(encodeModbusTcp((frame.transactionId + STRAY_TRANSACTION_OFFSET) & 0xffff, frame.unitId, reply.subarray(7)));
+        write(encodeModbusTcp((frame.transactionId + STRAY_TRANSACTION_OFFSET) & 0xffff, frame.unitId, reply.subarray(7)), false);
         if (this.latencyMs > 0) await sleep(this.latencyMs);
-        write(reply);
+        write(reply, true);
         return;
       }
       case 'wrong-unit':
-        write(encodeModbusTcp(frame.transactionId, (frame.unitId + 1) & 0xff, replyPdu(frame.unitId, frame.pdu, this.written)));
+        write(encodeModbusTcp(frame.transactionId, (frame.unitId + 1) & 0xff, replyPdu(frame.unitId, frame.pdu, this.written)), false);
         return;
       case 'wrong-function':
-        write(encodeModbusTcp(frame.transactionId, frame.unitId, exceptionPdu(FunctionCode.WRITE_MULTIPLE_REGISTERS, ExceptionCode.ILLEGAL_DATA_ADDRESS)));
+        write(encodeModbusTcp(frame.transactionId, frame.unitId, exceptionPdu(FunctionCode.WRITE_MULTIPLE_REGISTERS, ExceptionCode.ILLEGAL_DATA_ADDRESS)), false);
         return;
       case 'close-mid-reply':
         if (socket.writable) socket.end(this.reply(frame).subarray(0, 5));
         return;
       case 'garbage':
-        write(Buffer.from([0, 1, 0, 9, 0, 3, 1, 3])); // protocol id 9
+        write(Buffer.from([0, 1, 0, 9, 0, 3, 1, 3]), false); // protocol id 9
         return;
     }
   }

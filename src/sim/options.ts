@@ -1,9 +1,10 @@
 /**
  * The simulator's settings, from flags (`--latency-ms 20`, `--latency-ms=20`, `--pipelined`, `--one-connection=false`)
  * or the environment (SIM_LATENCY_MS=20); a flag wins over the environment. Pure: main.ts passes argv and env in.
+ * A Huawei SUN2000 reached directly: `--connect-delay-ms 1000 --min-gap-ms 50 --units 0`.
  */
 import { ErrorCodes, SwitchboardError } from '../errors.js';
-import { DEFAULT_FAULTS, type DeviceFaults } from './modbus-device.js';
+import { DEFAULT_FAULTS, DEFAULT_SLOW_MODE, type DeviceFaults, type TooEarlyReply } from './modbus-device.js';
 
 /** 502 needs privileges; 1502 is the usual unprivileged Modbus port. */
 export const DEFAULT_SIM_PORT = 1502;
@@ -16,10 +17,18 @@ export interface SimOptions {
   pipelined: boolean;
   /** Refuse connections (do not listen) for this long after start, like a device still booting. */
   refuseMs: number;
+  /** Slow mode (ModbusDevice's SlowMode): 0 = off. */
+  connectDelayMs: number;
+  minGapMs: number;
+  tooEarly: TooEarlyReply;
+  /** The only units that answer; empty = every unit. */
+  units: number[];
   faults: DeviceFaults;
 }
 
-type Kind = 'int' | 'bool' | 'string' | 'units';
+type Kind = 'int' | 'bool' | 'string' | 'units' | 'too-early';
+
+const TOO_EARLY_REPLIES: readonly TooEarlyReply[] = ['busy', 'silent'];
 
 /** Flag name -> environment name and kind. */
 const SETTINGS = {
@@ -29,6 +38,10 @@ const SETTINGS = {
   'one-connection': ['SIM_ONE_CONNECTION', 'bool'],
   pipelined: ['SIM_PIPELINED', 'bool'],
   'refuse-ms': ['SIM_REFUSE_MS', 'int'],
+  'connect-delay-ms': ['SIM_CONNECT_DELAY_MS', 'int'],
+  'min-gap-ms': ['SIM_MIN_GAP_MS', 'int'],
+  'too-early': ['SIM_TOO_EARLY', 'too-early'],
+  units: ['SIM_UNITS', 'units'],
   'silent-units': ['SIM_SILENT_UNITS', 'units'],
   'late-every': ['SIM_LATE_EVERY', 'int'],
   'late-ms': ['SIM_LATE_MS', 'int'],
@@ -40,7 +53,7 @@ type Flag = keyof typeof SETTINGS;
 
 export const SIM_USAGE = `usage: npm run sim -- [--flag value]... (or node dist/sim/main.js, or the SIM_* environment)
 ${Object.entries(SETTINGS)
-  .map(([flag, [env, kind]]) => `  --${flag}${kind === 'bool' ? '[=true|false]' : ` <${kind === 'units' ? '1,2,…' : kind}>`}  (${env})`)
+  .map(([flag, [env, kind]]) => `  --${flag}${kind === 'bool' ? '[=true|false]' : ` <${kind === 'units' ? '1,2,…' : kind === 'too-early' ? TOO_EARLY_REPLIES.join('|') : kind}>`}  (${env})`)
   .join('\n')}`;
 
 function configError(message: string): SwitchboardError {
@@ -51,6 +64,9 @@ function convert(flag: Flag, raw: string): number | boolean | string | number[] 
   const kind: Kind = SETTINGS[flag][1];
   switch (kind) {
     case 'string':
+      return raw;
+    case 'too-early':
+      if (!(TOO_EARLY_REPLIES as readonly string[]).includes(raw)) throw configError(`--${flag}: "${raw}" is not ${TOO_EARLY_REPLIES.join(' or ')}`);
       return raw;
     case 'bool':
       if (raw === 'true' || raw === '1') return true;
@@ -97,6 +113,10 @@ export function parseSimOptions(argv: readonly string[], env: Readonly<Record<st
     oneConnection: get('one-connection', true),
     pipelined: get('pipelined', false),
     refuseMs: get('refuse-ms', 0),
+    connectDelayMs: get('connect-delay-ms', DEFAULT_SLOW_MODE.connectDelayMs),
+    minGapMs: get('min-gap-ms', DEFAULT_SLOW_MODE.minGapMs),
+    tooEarly: get('too-early', DEFAULT_SLOW_MODE.tooEarly),
+    units: get('units', [] as number[]),
     faults: {
       silentUnits: get('silent-units', DEFAULT_FAULTS.silentUnits),
       lateEvery: get('late-every', DEFAULT_FAULTS.lateEvery),

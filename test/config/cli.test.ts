@@ -110,6 +110,63 @@ describe('mux settings', () => {
     }
   });
 
+  it('READ_ONLY, WRITE_ALLOW, UNIT_MAP, COALESCE, CACHE_TTL_MS and MAX_HEADER_BYTES load with their defaults and typed values', () => {
+    const defaults = (loadConfig({ TARGET: 'a:502', PROTOCOL: 'modbus' }).config as MuxModeConfig).mux;
+    assert.equal(defaults.readOnly, false);
+    assert.deepEqual(defaults.writeAllow, []);
+    assert.equal(defaults.unitMap.size, 0);
+    assert.equal(defaults.coalesce, true);
+    assert.equal(defaults.cacheTtlMs, 0);
+    assert.equal(defaults.maxHeaderBytes, 16384);
+    const set = (
+      loadConfig({
+        TARGET: 'a:502',
+        PROTOCOL: 'modbus',
+        READ_ONLY: 'true',
+        WRITE_ALLOW: '1:40000-40010, 2:7',
+        UNIT_MAP: '1=0,3=7',
+        COALESCE: 'false',
+        CACHE_TTL_MS: '1000',
+      }).config as MuxModeConfig
+    ).mux;
+    assert.equal(set.readOnly, true);
+    assert.deepEqual(set.writeAllow, [
+      { unit: 1, first: 40000, last: 40010 },
+      { unit: 2, first: 7, last: 7 },
+    ]);
+    assert.deepEqual([...set.unitMap], [
+      [1, 0],
+      [3, 7],
+    ]);
+    assert.equal(set.coalesce, false);
+    assert.equal(set.cacheTtlMs, 1000);
+  });
+
+  it('bad Modbus policy settings get one clear line each, naming the variable and an example', () => {
+    const problems = (env: NodeJS.ProcessEnv) => {
+      try {
+        loadConfig({ TARGET: 'a:502', PROTOCOL: 'modbus', ...env });
+        return [];
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+    };
+    assert.deepEqual(problems({ WRITE_ALLOW: '1:100-110' }), [
+      'WRITE_ALLOW only makes sense with READ_ONLY=true (without it every write is allowed); e.g. READ_ONLY=true WRITE_ALLOW=1:40000-40010',
+    ]);
+    assert.match(problems({ READ_ONLY: 'true', WRITE_ALLOW: '1:110-100' })[0]!, /^WRITE_ALLOW=.*last address below first.*e\.g\. WRITE_ALLOW=1:40000-40010/);
+    assert.match(problems({ READ_ONLY: 'true', WRITE_ALLOW: '300:1' })[0]!, /^WRITE_ALLOW=.*unit id "300" is not 0-255/);
+    assert.match(problems({ UNIT_MAP: '1:0' })[0]!, /^UNIT_MAP=.*expected client=device.*e\.g\. UNIT_MAP=1=0/);
+    assert.match(problems({ UNIT_MAP: '1=0,1=2' })[0]!, /maps unit 1 twice/);
+    assert.match(problems({ READ_ONLY: 'maybe' })[0]!, /^READ_ONLY=.*not true or false/);
+    assert.match(problems({ MAX_HEADER_BYTES: '100' })[0]!, /MAX_HEADER_BYTES="100" is outside 1024-1048576/);
+    assert.deepEqual(problems({ PROTOCOL: 'echo', READ_ONLY: 'true', UNIT_MAP: '1=0', CACHE_TTL_MS: '5' }), [
+      'READ_ONLY applies to PROTOCOL=modbus only (PROTOCOL is echo); e.g. PROTOCOL=modbus',
+      'UNIT_MAP applies to PROTOCOL=modbus only (PROTOCOL is echo); e.g. PROTOCOL=modbus',
+      'CACHE_TTL_MS applies to PROTOCOL=modbus only (PROTOCOL is echo); e.g. PROTOCOL=modbus',
+    ]);
+  });
+
   it('a bad TARGET gets one clear line', () => {
     try {
       loadConfig({ TARGET: 'inverter', PROTOCOL: 'modbus' });
@@ -122,9 +179,11 @@ describe('mux settings', () => {
     }
   });
 
-  it('unix: targets load; rtu:, serial: and PROTOCOL=http are refused until they land', () => {
+  it('unix: and rtu: targets load; serial: and PROTOCOL=http are refused, rtu: needs PROTOCOL=modbus', () => {
     const config = loadConfig({ TARGET: 'unix:/run/dev.sock', PROTOCOL: 'echo' }).config as MuxModeConfig;
     assert.deepEqual(config.mux.target, { kind: 'unix', path: '/run/dev.sock' });
+    const rtu = loadConfig({ TARGET: 'rtu:10.0.0.9:502', PROTOCOL: 'modbus' }).config as MuxModeConfig;
+    assert.deepEqual(rtu.mux.target, { kind: 'rtu', host: '10.0.0.9', port: 502 });
     const problems = (env: NodeJS.ProcessEnv) => {
       try {
         loadConfig(env);
@@ -133,7 +192,9 @@ describe('mux settings', () => {
         return (error as ConfigError).problems;
       }
     };
-    assert.match(problems({ TARGET: 'rtu:10.0.0.9:502', PROTOCOL: 'modbus' })[0]!, /not available in this version yet \(issue 6\)/);
+    assert.deepEqual(problems({ TARGET: 'rtu:10.0.0.9:502', PROTOCOL: 'echo' }), [
+      'TARGET="rtu:…" needs PROTOCOL=modbus (clients speak Modbus TCP, the target RTU); e.g. PROTOCOL=modbus',
+    ]);
     assert.match(problems({ TARGET: 'serial:/dev/ttyUSB0', PROTOCOL: 'modbus' })[0]!, /not available/);
     assert.match(problems({ TARGET: 'a:502', PROTOCOL: 'http' })[0]!, /PROTOCOL="http" is not available/);
     assert.match(problems({ TARGET: 'a:502', PROTOCOL: 'ftp' })[0]!, /PROTOCOL="ftp" is not one of/);

@@ -4,62 +4,24 @@
  * values read directly. A missing peer skips on a developer machine and fails under CI=true.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { connectTcp, sleep, startApp, waitFor } from '../helpers.js';
+import { freePort, sleep, startApp, waitFor } from '../helpers.js';
 import { ModbusDevice } from '../engines/mux/devices.js';
-import { hasMbpoll, hasPymodbus, mbpollRead, needs, PYTHON, run } from './modbus-peers.js';
+import {
+  hasMbpoll,
+  hasPymodbus,
+  mbpollRead,
+  needs,
+  PYMODBUS_DEVICE_PRELUDE,
+  pymodbusRegisters as expected,
+  PythonPeers,
+  type Reads,
+} from './modbus-peers.js';
 
-/** The device: units 1-3, holding registers 0-999 with value (31 i + 7 + unit) & 0xffff, input registers without the unit. */
-const SIMULATOR = `
-import asyncio, sys, logging
-logging.disable(logging.CRITICAL)
-from pymodbus.server import StartAsyncTcpServer
-from pymodbus.datastore import ModbusSequentialDataBlock, ModbusSlaveContext, ModbusServerContext
-port = int(sys.argv[1])
-vals = [(i * 31 + 7) & 0xffff for i in range(1000)]
-slaves = {u: ModbusSlaveContext(hr=ModbusSequentialDataBlock(0, [(v + u) & 0xffff for v in vals]),
-                                ir=ModbusSequentialDataBlock(0, vals), zero_mode=True) for u in (1, 2, 3)}
+/** The device: units 1-3, holding registers 0-999 (pymodbusRegisters), input registers without the unit. */
+const SIMULATOR = `${PYMODBUS_DEVICE_PRELUDE}
 asyncio.run(StartAsyncTcpServer(context=ModbusServerContext(slaves=slaves, single=False), address=("127.0.0.1", port)))
 `;
-
-/** Reads [unit, address, count] triples on one connection; prints registers, or {exception: code}, per read as JSON. */
-const CLIENT = `
-import json, sys, logging
-logging.disable(logging.CRITICAL)
-from pymodbus.client import ModbusTcpClient
-port, reads = int(sys.argv[1]), json.loads(sys.argv[2])
-c = ModbusTcpClient("127.0.0.1", port=port, timeout=5, retries=0)
-assert c.connect()
-out = []
-for unit, addr, count in reads:
-    r = c.read_holding_registers(addr, count, slave=unit)
-    out.append({"exception": getattr(r, "exception_code", None)} if r.isError() else r.registers)
-c.close()
-print(json.dumps(out))
-`;
-
-function expected(unit: number, address: number, count: number): number[] {
-  return Array.from({ length: count }, (_, i) => ((address + i) * 31 + 7 + unit) & 0xffff);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-type Reads = Array<[number, number, number]>;
-
-async function pymodbusRead(script: string, port: number, reads: Reads): Promise<Array<number[] | { exception: number | null }>> {
-  return JSON.parse(await run(PYTHON, [script, String(port), JSON.stringify(reads)]));
-}
 
 const READS: Reads = [
   [1, 0, 5],
@@ -69,47 +31,23 @@ const READS: Reads = [
   [2, 123, 1],
 ];
 
-describe('Modbus interop: pymodbus and mbpoll', { skip: false }, () => {
-  let dir = '';
-  let sim: ChildProcess | undefined;
+describe('Modbus interop: pymodbus and mbpoll', () => {
+  const peers = new PythonPeers();
   let simPort = 0;
-  let simulator = '';
-  let client = '';
+  const pymodbusRead = (port: number, reads: Reads) => peers.read(port, reads);
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'swb-pymodbus-'));
-    simulator = join(dir, 'simulator.py');
-    client = join(dir, 'client.py');
-    writeFileSync(simulator, SIMULATOR);
-    writeFileSync(client, CLIENT);
-    if (!hasPymodbus) return;
-    simPort = await freePort();
-    sim = spawn(PYTHON, [simulator, String(simPort)], { stdio: 'ignore' });
-    await waitFor(
-      async () => {
-        try {
-          (await connectTcp(simPort)).destroy();
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      'pymodbus simulator listening',
-      15_000,
-    );
+    if (hasPymodbus) simPort = await peers.startDevice('simulator.py', SIMULATOR);
   });
 
-  after(() => {
-    if (sim?.pid !== undefined && sim.exitCode === null) process.kill(sim.pid, 'SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => peers.close());
 
   it('pymodbus client: values through switchboard equal values read directly from the pymodbus device', async (t) => {
     if (!needs(t, hasPymodbus, 'python3-pymodbus')) return;
     const app = await startApp({ TARGET: `127.0.0.1:${simPort}`, PROTOCOL: 'modbus', LISTEN_PORT: '0' });
     try {
-      const direct = await pymodbusRead(client, simPort, READS);
-      const through = await pymodbusRead(client, app.port('tcp'), READS);
+      const direct = await pymodbusRead(simPort, READS);
+      const through = await pymodbusRead(app.port('tcp'), READS);
       assert.deepEqual(through, direct);
       assert.deepEqual(through, READS.map(([u, a, c]) => expected(u, a, c)));
     } finally {
@@ -141,7 +79,7 @@ describe('Modbus interop: pymodbus and mbpoll', { skip: false }, () => {
         Array.from({ length: 20 }, (_, i): [number, number, number] => [1 + ((k + i) % 3), (k * 200 + i * 7) % 990, 1 + ((k + i) % 10)]),
       );
       const [p0, p1, p2, p3, m] = await Promise.all([
-        ...plans.map((plan) => pymodbusRead(client, port, plan)),
+        ...plans.map((plan) => pymodbusRead(port, plan)),
         Promise.all([1, 2, 3].map((unit) => mbpollRead(port, unit, 40 * unit, 8))),
       ]);
       for (const [k, got] of [p0, p1, p2, p3].entries()) {
@@ -159,7 +97,7 @@ describe('Modbus interop: pymodbus and mbpoll', { skip: false }, () => {
     const app = await startApp({ TARGET: device.target, PROTOCOL: 'modbus', LISTEN_PORT: '0', UPSTREAM_TIMEOUT_MS: '300' });
     try {
       await waitFor(() => device.connections === 1, 'upstream connected');
-      const got = await pymodbusRead(client, app.port('tcp'), [
+      const got = await pymodbusRead(app.port('tcp'), [
         [1, 0, 2],
         [1, 0, 2],
       ]);
@@ -178,7 +116,7 @@ describe('Modbus interop: pymodbus and mbpoll', { skip: false }, () => {
     try {
       await waitFor(() => (app.engine.status() as { upstream: { state: string } }).upstream.state === 'backoff', 'backoff');
       await sleep(10);
-      assert.deepEqual(await pymodbusRead(client, app.port('tcp'), [[1, 0, 1]]), [{ exception: 0x0a }]);
+      assert.deepEqual(await pymodbusRead(app.port('tcp'), [[1, 0, 1]]), [{ exception: 0x0a }]);
     } finally {
       await app.stop();
     }

@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import { encodeModbusTcp } from '../../src/protocols/modbus-tcp.js';
 import { coilValue, expectedRegisters, ModbusDevice } from '../../src/sim/modbus-device.js';
 import { parseSimOptions } from '../../src/sim/options.js';
-import { connectTcp, waitFor } from '../helpers.js';
+import { connectTcp, sleep, waitFor } from '../helpers.js';
 import { exceptionOf, ModbusClient, readPdu, registersOf } from '../engines/mux/devices.js';
 import { hasMbpoll, hasPymodbus, mbpollRead, needs, PYTHON, run } from '../interop/modbus-peers.js';
 
@@ -168,6 +168,101 @@ describe('Modbus device simulator', () => {
   });
 });
 
+describe('Modbus device simulator, slow mode, units and counters', () => {
+  it('rejects requests sooner than connectDelayMs after the connect with 0x06 and counts them; later ones are served', async () => {
+    await withDevice({ connectDelayMs: 400 }, async (device, client) => {
+      const c = await client();
+      const early = await c.read(1, 0, 2, { transactionId: 7 });
+      assert.equal(early.transactionId, 7);
+      assert.equal(early.unitId, 1);
+      assert.equal(early.functionCode, 0x83);
+      assert.equal(exceptionOf(early), 0x06);
+      assert.equal(device.tooEarlyAfterConnect, 1);
+      assert.equal(device.rejectedRequests, 1);
+      assert.equal(device.requestsServed, 0);
+      await sleep(450);
+      assert.deepEqual(registersOf(await c.read(1, 0, 2)), expectedRegisters(1, 0, 2));
+      assert.equal(device.rejectedRequests, 1);
+      assert.equal(device.requestsServed, 1);
+      assert.equal(device.requestCount, 2);
+    });
+  });
+
+  it('the connect delay counts per connection: a new connection is early again', async () => {
+    await withDevice({ connectDelayMs: 300 }, async (device, client) => {
+      const first = await client();
+      await sleep(350);
+      assert.deepEqual(registersOf(await first.read(1, 5, 1)), expectedRegisters(1, 5, 1));
+      first.close();
+      await waitFor(() => device.open.size === 0, 'first closed');
+      const second = await client();
+      assert.equal(exceptionOf(await second.read(1, 5, 1)), 0x06);
+      assert.equal(device.tooEarlyAfterConnect, 1);
+    });
+  });
+
+  it('rejects a request sooner than minGapMs after the previous reply, or sent before it, and serves one after the gap', async () => {
+    await withDevice({ minGapMs: 200, latencyMs: 20 }, async (device, client) => {
+      const c = await client();
+      assert.deepEqual(registersOf(await c.read(1, 0, 1)), expectedRegisters(1, 0, 1));
+      // Right after the reply: too soon.
+      assert.equal(exceptionOf(await c.read(1, 1, 1)), 0x06);
+      assert.equal(device.tooSoonAfterReply, 1);
+      // A rejection is not a reply: the gap still runs from the served one.
+      await sleep(250);
+      // Two at once: the first is served, the second arrives while the device works on the first.
+      const [a, b] = await Promise.all([c.read(1, 2, 1), c.read(1, 3, 1)]);
+      assert.deepEqual(registersOf(a), expectedRegisters(1, 2, 1));
+      assert.equal(exceptionOf(b), 0x06);
+      assert.equal(device.tooSoonAfterReply, 2);
+      await sleep(250);
+      assert.deepEqual(registersOf(await c.read(1, 4, 1)), expectedRegisters(1, 4, 1));
+      assert.equal(device.rejectedRequests, 2);
+      assert.equal(device.tooEarlyAfterConnect, 0);
+      assert.equal(device.requestsServed, 3);
+    });
+  });
+
+  it('with tooEarly silent, an early request gets no answer at all (and is still counted)', async () => {
+    await withDevice({ connectDelayMs: 300, tooEarly: 'silent' }, async (device, client) => {
+      const c = await client();
+      await assert.rejects(c.read(1, 0, 1, { timeoutMs: 200 }), /no answer/);
+      assert.equal(device.rejectedRequests, 1);
+      await sleep(150);
+      assert.deepEqual(registersOf(await c.read(1, 0, 1)), expectedRegisters(1, 0, 1));
+      assert.equal(c.received.length, 1);
+    });
+  });
+
+  it('answers only the units in `units`; requests to other units get no reply', async () => {
+    await withDevice({ units: [0] }, async (device, client) => {
+      const c = await client();
+      assert.deepEqual(registersOf(await c.read(0, 30, 4)), expectedRegisters(0, 30, 4));
+      await assert.rejects(c.read(1, 30, 4, { timeoutMs: 250 }), /no answer/);
+      assert.deepEqual(registersOf(await c.read(0, 31, 1)), expectedRegisters(0, 31, 1)); // the silence held nothing up
+      assert.equal(device.requestCount, 3);
+      assert.equal(device.requestsServed, 2);
+      assert.equal(device.rejectedRequests, 0);
+    });
+  });
+
+  it('counts reads that reached it per unit, function, address and quantity, and requests it served', async () => {
+    await withDevice({ pipelined: true }, async (device, client) => {
+      const c = await client();
+      await Promise.all([c.read(1, 100, 10), c.read(1, 100, 10), c.read(1, 100, 10, { fc: 4 }), c.read(2, 100, 10), c.read(1, 100, 9)]);
+      await c.request(1, Buffer.from([6, 0, 100, 0, 1]));
+      assert.equal(device.readRequests(1, 3, 100, 10), 2);
+      assert.equal(device.readRequests(1, 4, 100, 10), 1);
+      assert.equal(device.readRequests(2, 3, 100, 10), 1);
+      assert.equal(device.readRequests(1, 3, 100, 9), 1);
+      assert.equal(device.readRequests(1, 3, 101, 10), 0);
+      assert.equal(device.readCounts.size, 4); // the write is not a read
+      assert.equal(device.requestsServed, 6);
+      assert.equal(device.requestCount, 6);
+    });
+  });
+});
+
 describe('Modbus device simulator, CLI', () => {
   it('parses flags over SIM_* environment variables and refuses unknown or malformed ones with SWB_ERR_CONFIG', () => {
     const options = parseSimOptions(['--port=1503', '--pipelined', '--silent-units', '3,4', '--one-connection=false'], {
@@ -183,6 +278,21 @@ describe('Modbus device simulator, CLI', () => {
     assert.throws(() => parseSimOptions(['--bogus'], {}), { code: 'SWB_ERR_CONFIG' });
     assert.throws(() => parseSimOptions(['--latency-ms', '-1'], {}), { code: 'SWB_ERR_CONFIG' });
     assert.throws(() => parseSimOptions([], { SIM_SILENT_UNITS: '1,300' }), { code: 'SWB_ERR_CONFIG' });
+  });
+
+  it('parses the slow mode and unit flags: --connect-delay-ms, --min-gap-ms, --too-early, --units (and SIM_* names)', () => {
+    const huawei = parseSimOptions(['--connect-delay-ms', '1000', '--min-gap-ms=50', '--units', '0'], {});
+    assert.equal(huawei.connectDelayMs, 1000);
+    assert.equal(huawei.minGapMs, 50);
+    assert.equal(huawei.tooEarly, 'busy');
+    assert.deepEqual(huawei.units, [0]);
+    const fromEnv = parseSimOptions([], { SIM_CONNECT_DELAY_MS: '1500', SIM_MIN_GAP_MS: '20', SIM_TOO_EARLY: 'silent', SIM_UNITS: '0,1' });
+    assert.deepEqual([fromEnv.connectDelayMs, fromEnv.minGapMs, fromEnv.tooEarly, fromEnv.units], [1500, 20, 'silent', [0, 1]]);
+    const defaults = parseSimOptions([], {});
+    assert.deepEqual([defaults.connectDelayMs, defaults.minGapMs, defaults.tooEarly, defaults.units], [0, 0, 'busy', []]);
+    assert.throws(() => parseSimOptions(['--too-early', 'sometimes'], {}), { code: 'SWB_ERR_CONFIG' });
+    assert.throws(() => parseSimOptions(['--units', '256'], {}), { code: 'SWB_ERR_CONFIG' });
+    assert.throws(() => parseSimOptions(['--min-gap-ms', '1.5'], {}), { code: 'SWB_ERR_CONFIG' });
   });
 
   it('npm run sim: logs one JSON line with the port on stderr, serves the known values, stops on SIGTERM', async (t) => {
@@ -207,7 +317,37 @@ describe('Modbus device simulator, CLI', () => {
     child.kill('SIGTERM');
     const [code] = (await once(child, 'close')) as [number | null];
     assert.equal(code, 0);
-    assert.match(stderr, /"msg":"sim stopped"/);
+    const stopped = JSON.parse(stderr.split('\n').find((l) => l.includes('"msg":"sim stopped"'))!) as Record<string, unknown>;
+    assert.deepEqual([stopped.requests, stopped.served, stopped.rejected], [2, 1, 0]); // the unit 9 read was not served
+  });
+});
+
+describe('Modbus device simulator, CLI slow mode', () => {
+  it('node sim/main.ts --connect-delay-ms --units: an early read gets 0x06, another unit no answer; the stop line counts them', async (t) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/sim/main.ts', '--host', '127.0.0.1', '--port', '0', '--units', '0'], {
+      env: { ...process.env, SIM_CONNECT_DELAY_MS: '300' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    t.after(() => child.kill('SIGKILL'));
+    await waitFor(() => stderr.includes('\n'), 'the listening line', 20_000);
+    const line = JSON.parse(stderr.split('\n')[0]!) as { port: number; connectDelayMs: number; units: number[] };
+    assert.deepEqual([line.connectDelayMs, line.units], [300, [0]]);
+    const c = new ModbusClient(await connectTcp(line.port));
+    try {
+      assert.equal(exceptionOf(await c.read(0, 1, 1)), 0x06);
+      await sleep(350);
+      await assert.rejects(c.read(1, 1, 1, { timeoutMs: 300 }), /no answer/);
+      assert.deepEqual(registersOf(await c.read(0, 1, 1)), expectedRegisters(0, 1, 1));
+    } finally {
+      c.close();
+    }
+    child.kill('SIGTERM');
+    const [code] = (await once(child, 'close')) as [number | null];
+    assert.equal(code, 0);
+    const stopped = JSON.parse(stderr.split('\n').find((l) => l.includes('"msg":"sim stopped"'))!) as Record<string, unknown>;
+    assert.deepEqual([stopped.requests, stopped.served, stopped.rejected], [3, 1, 1]);
   });
 });
 

@@ -7,6 +7,9 @@
  *   fair-queue.ts   per-client FIFOs served round-robin
  *   upstream.ts     the one upstream connection: dial, delay, backoff, reset
  *   framers.ts      per-protocol framing, correlation and failure replies
+ *   rtu-framer.ts   PROTOCOL=modbus with an rtu: target: Modbus TCP clients, RTU over TCP upstream
+ *   modbus/         PROTOCOL=modbus rules, pure: READ_ONLY/WRITE_ALLOW/UNIT_MAP (policy.ts), COALESCE (coalescing.ts),
+ *                   CACHE_TTL_MS (cache.ts)
  */
 import type { Socket } from 'node:net';
 import { effectiveMaxInflight } from '../../config/modes/mux.js';
@@ -29,6 +32,8 @@ class MuxClient implements MuxClientPort {
   inRing = false;
   readonly outbox: MuxRequest[] = [];
   unanswered = 0;
+  pendingWrites = 0;
+  lastWriteAnsweredTick = 0;
   gone = false;
   bytesIn = 0;
   bytesOut = 0;
@@ -96,7 +101,7 @@ export class MuxEngine implements Engine {
     const { config, log, metrics } = context;
     const mux = config.mux;
     this.log = log.child({ mode: 'mux' });
-    this.framer = framerFor(mux.protocol);
+    this.framer = framerFor(mux);
     const maxInflight = effectiveMaxInflight(mux);
     if (maxInflight !== mux.maxInflight) {
       this.log.warn(
@@ -166,6 +171,7 @@ export class MuxEngine implements Engine {
       upstream: this.upstream.status(),
       queued: this.dispatcher.queued,
       inflight: this.dispatcher.outstanding,
+      cache: this.dispatcher.cacheStatus(),
     };
   }
 

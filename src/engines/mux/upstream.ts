@@ -90,10 +90,25 @@ export class Upstream {
     this.attempt();
   }
 
-  write(bytes: Buffer): void {
-    if (!this.socket || this.currentState !== 'up') return;
+  /** Returns false when the socket's buffer is above its high-water mark (wait for onceDrain), or nothing was written. */
+  write(bytes: Buffer): boolean {
+    if (!this.socket || this.currentState !== 'up') return false;
     this.options.metrics.hot.bytesUpstreamOut += bytes.length;
-    this.socket.write(bytes);
+    return this.socket.write(bytes);
+  }
+
+  /** Calls `fn` once the current connection's write buffer has drained; never if that connection ends first. */
+  onceDrain(fn: () => void): void {
+    this.socket?.once('drain', fn);
+  }
+
+  /** Stops reading the upstream (its client cannot take more yet); a new connection always starts reading. */
+  pauseReading(): void {
+    this.socket?.pause();
+  }
+
+  resumeReading(): void {
+    this.socket?.resume();
   }
 
   /** Runs `fn` with writes to the upstream gathered into one syscall (several requests sent in one turn of the loop). */
@@ -114,11 +129,14 @@ export class Upstream {
     this.backoff.reset();
   }
 
-  /** Drops the connection on purpose (timeouts, a malformed or unexpected reply) and dials again at once. */
-  reset(reason: string): void {
+  /**
+   * Drops the connection on purpose (timeouts, a malformed or unexpected reply) and dials again at once. `expected`: a
+   * routine recycle (an HTTP exchange that ended with `Connection: close`), logged at debug and not kept as lastError.
+   */
+  reset(reason: string, expected = false): void {
     if (this.currentState !== 'up' && this.currentState !== 'connecting') return;
-    this.options.log.warn({ target: this.description, reason }, 'upstream reset');
-    this.error = reason;
+    this.options.log[expected ? 'debug' : 'warn']({ target: this.description, reason }, 'upstream reset');
+    if (!expected) this.error = reason;
     this.teardown();
     this.attempt();
     this.options.onDown(reason, false);

@@ -31,6 +31,17 @@ const BAD: Record<string, string> = {
   CLIENT_QUEUE: 'many',
   UPSTREAM_IDLE_CLOSE_MS: 'never',
   UPSTREAM_MAX_TIMEOUTS: '0',
+  READ_ONLY: 'sometimes',
+  WRITE_ALLOW: '1:40010-40000',
+  UNIT_MAP: '1->0',
+  COALESCE: 'maybe',
+  CACHE_TTL_MS: '1s',
+  MAX_HEADER_BYTES: '64',
+};
+
+/** Settings that only make sense with another one (WRITE_ALLOW without READ_ONLY is itself an error). */
+const COMPANIONS: Record<string, Record<string, string>> = {
+  WRITE_ALLOW: { READ_ONLY: 'true' },
 };
 
 describe('mux settings', () => {
@@ -49,6 +60,12 @@ describe('mux settings', () => {
       clientQueue: 16,
       upstreamIdleCloseMs: 0,
       upstreamMaxTimeouts: 3,
+      readOnly: false,
+      writeAllow: [],
+      unitMap: new Map(),
+      coalesce: true,
+      cacheTtlMs: 0,
+      maxHeaderBytes: 16384,
     });
   });
 
@@ -56,11 +73,12 @@ describe('mux settings', () => {
     it(`refuses a bad ${setting.name} with one line naming it, the value and an example`, () => {
       const bad = BAD[setting.name];
       assert.ok(bad !== undefined, `the test has a bad value for ${setting.name}`);
-      const problems = problemsOf({ ...REQUIRED, [setting.name]: bad });
+      const companions = COMPANIONS[setting.name] ?? {};
+      const problems = problemsOf({ ...REQUIRED, ...companions, [setting.name]: bad });
       assert.equal(problems.length, 1, problems.join('\n'));
       assert.ok(problems[0]!.startsWith(`${setting.name}="${bad}" `), problems[0]);
       assert.ok(problems[0]!.includes(`e.g. ${setting.name}=${setting.example}`), problems[0]);
-      assert.deepEqual(problemsOf({ ...REQUIRED, [setting.name]: setting.example }), [], `example of ${setting.name}`);
+      assert.deepEqual(problemsOf({ ...REQUIRED, ...companions, [setting.name]: setting.example }), [], `example of ${setting.name}`);
     });
   }
 
