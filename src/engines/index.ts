@@ -2,6 +2,7 @@ import type { Engine, EngineContext } from './engine.js';
 import { GroupsEngine } from './groups/index.js';
 import { AgentEngine } from './relay/agent.js';
 import { RelayEngine } from './relay/relay.js';
+import { HttpMuxEngine } from './mux/http/engine.js';
 import { MuxEngine } from './mux/index.js';
 import { ShareEngine } from './share/index.js';
 
@@ -18,6 +19,7 @@ export function createEngine(context: EngineContext): Engine {
     case 'agent':
       return new AgentEngine({ ...context, config });
     case 'mux':
-      return new MuxEngine({ ...context, config });
+      // HTTP streams bodies, so it has its own engine on the mux parts that fit (DESIGN §5 `http`).
+      return config.mux.protocol === 'http' ? new HttpMuxEngine({ ...context, config }) : new MuxEngine({ ...context, config });
   }
 }

@@ -179,11 +179,12 @@ describe('mux settings', () => {
     }
   });
 
-  it('unix: and rtu: targets load; serial: and PROTOCOL=http are refused, rtu: needs PROTOCOL=modbus', () => {
+  it('unix: and rtu: targets and PROTOCOL=http load; serial: is refused, rtu: needs PROTOCOL=modbus', () => {
     const config = loadConfig({ TARGET: 'unix:/run/dev.sock', PROTOCOL: 'echo' }).config as MuxModeConfig;
     assert.deepEqual(config.mux.target, { kind: 'unix', path: '/run/dev.sock' });
     const rtu = loadConfig({ TARGET: 'rtu:10.0.0.9:502', PROTOCOL: 'modbus' }).config as MuxModeConfig;
     assert.deepEqual(rtu.mux.target, { kind: 'rtu', host: '10.0.0.9', port: 502 });
+    assert.equal((loadConfig({ TARGET: 'a:80', PROTOCOL: 'http' }).config as MuxModeConfig).mux.protocol, 'http');
     const problems = (env: NodeJS.ProcessEnv) => {
       try {
         loadConfig(env);
@@ -196,7 +197,6 @@ describe('mux settings', () => {
       'TARGET="rtu:…" needs PROTOCOL=modbus (clients speak Modbus TCP, the target RTU); e.g. PROTOCOL=modbus',
     ]);
     assert.match(problems({ TARGET: 'serial:/dev/ttyUSB0', PROTOCOL: 'modbus' })[0]!, /not available/);
-    assert.match(problems({ TARGET: 'a:502', PROTOCOL: 'http' })[0]!, /PROTOCOL="http" is not available/);
     assert.match(problems({ TARGET: 'a:502', PROTOCOL: 'ftp' })[0]!, /PROTOCOL="ftp" is not one of/);
   });
 });

@@ -22,7 +22,7 @@ export const MUX_PROTOCOLS = ['modbus', 'modbus-serial', 'modbus-rtu', 'echo', '
 export type MuxProtocol = (typeof MUX_PROTOCOLS)[number];
 
 /** Protocols this build serves; the others are refused at start with the issue that brings them. */
-export const AVAILABLE_MUX_PROTOCOLS: readonly MuxProtocol[] = MUX_PROTOCOLS.filter((protocol) => protocol !== 'http');
+export const AVAILABLE_MUX_PROTOCOLS: readonly MuxProtocol[] = MUX_PROTOCOLS;
 
 /** MAX_HEADER_BYTES bounds: a request line and a few headers need ~1 KiB; beyond 1 MiB is a memory risk, not a header. */
 export const MIN_HEADER_BYTES = 1024;

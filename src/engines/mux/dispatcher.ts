@@ -36,6 +36,7 @@ import type { GatewayFailure, MuxFramer, MuxFrame } from './framers.js';
 import { ReadCache } from './modbus/cache.js';
 import { CoalescingIndex, readdress } from './modbus/coalescing.js';
 import { changesState, ModbusPolicy, upstreamUnitOf } from './modbus/policy.js';
+import { RequestGap } from './request-gap.js';
 import type { Upstream } from './upstream.js';
 
 export type Outcome =
@@ -130,8 +131,7 @@ export class Dispatcher {
   private readonly inflight = new Map<number, MuxRequest>();
   private nextTransactionId = 1;
   private consecutiveTimeouts = 0;
-  private lastExchangeEndedAt = 0;
-  private gapTimer: NodeJS.Timeout | undefined;
+  private readonly gap: RequestGap;
   /** quietAfterTimeoutMs: running while the upstream is given its quiet gap; nothing is sent, everything received dropped. */
   private quietTimer: NodeJS.Timeout | undefined;
   private quietHeardSomething = false;
@@ -145,6 +145,7 @@ export class Dispatcher {
   constructor(private readonly options: DispatcherOptions) {
     this.framer = options.framer;
     this.protocol = options.framer.protocol;
+    this.gap = new RequestGap(options.config.requestGapMs, () => this.pump());
     this.decoder = this.framer.upstreamDecoder();
     const { config } = options;
     if (config.protocol === 'modbus') {
@@ -251,22 +252,11 @@ export class Dispatcher {
   /** Sends queued requests while the upstream is usable, MAX_INFLIGHT allows and REQUEST_GAP_MS has passed. */
   pump(): void {
     const upstream = this.options.upstream();
-    const { requestGapMs } = this.options.config;
     // The quiet gap after a timeout (uncorrelated framers): nothing goes up until it ends.
     if (this.quietTimer !== undefined) return;
     while (upstream.usable && this.inflight.size < this.options.maxInflight && this.queue.size > 0) {
-      if (requestGapMs > 0) {
-        // The gap separates exchanges, so it also means one exchange at a time.
-        if (this.inflight.size > 0) return;
-        const wait = this.lastExchangeEndedAt + requestGapMs - performance.now();
-        if (wait > 0) {
-          this.gapTimer ??= setTimeout(() => {
-            this.gapTimer = undefined;
-            this.pump();
-          }, Math.ceil(wait));
-          return;
-        }
-      }
+      // The gap separates exchanges, so it also means one exchange at a time.
+      if (this.gap.enabled && (this.inflight.size > 0 || !this.gap.ready())) return;
       const request = this.queue.shift()!;
       if (request.deadlineAt - performance.now() < TIMER_RESOLUTION_MS) {
         // Its deadline is (all but) due and its timer has not run yet: it is answered now and never sent (DESIGN §5).
@@ -294,7 +284,7 @@ export class Dispatcher {
     if (localReply !== undefined) {
       // Answered here (an RTU broadcast has no reply); the exchange ends as it is written, so the gaps still apply.
       upstream.write(bytes);
-      this.lastExchangeEndedAt = performance.now();
+      this.gap.exchangeEnded();
       const turnaroundMs = this.framer.quietAfterLocalReplyMs ?? 0;
       if (turnaroundMs > 0) this.beginQuiet(turnaroundMs);
       this.complete(request, request.client.gone ? null : localReply, 'ok');
@@ -386,7 +376,7 @@ export class Dispatcher {
 
   private exchangeEnded(): void {
     this.consecutiveTimeouts = 0;
-    this.lastExchangeEndedAt = performance.now();
+    this.gap.exchangeEnded();
   }
 
   /** The device answered `request`: its client, its followers and the cache get the answer. */
@@ -430,7 +420,7 @@ export class Dispatcher {
     }
     if (request.state !== 'inflight') return;
     this.inflight.delete(request.upstreamId);
-    this.lastExchangeEndedAt = performance.now();
+    this.gap.exchangeEnded();
     this.consecutiveTimeouts++;
     this.fail(request, ExceptionCode.GATEWAY_TARGET_FAILED_TO_RESPOND, 'timeout');
     const upstream = this.options.upstream();
@@ -514,7 +504,7 @@ export class Dispatcher {
     this.endQuiet();
     this.decoder = this.framer.upstreamDecoder();
     this.consecutiveTimeouts = 0;
-    this.lastExchangeEndedAt = performance.now();
+    this.gap.exchangeEnded();
     this.pump();
   }
 
@@ -557,8 +547,7 @@ export class Dispatcher {
   }
 
   stop(): void {
-    clearTimeout(this.gapTimer);
-    this.gapTimer = undefined;
+    this.gap.stop();
     this.endQuiet();
     for (const request of [...this.inflight.values()]) {
       clearTimeout(request.timer);

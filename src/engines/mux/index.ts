@@ -2,7 +2,8 @@
  * mux mode (DESIGN §5): many clients on LISTEN_PORT, one upstream at TARGET, requests framed by PROTOCOL and queued
  * fairly, each reply back to its own client. Replaces tcp-multiplexer and Modbus proxies.
  *
- *   index.ts        lifecycle: listener, clients, idle close, /status, drain
+ *   index.ts        the frame-based engine: clients, their framing and throttling
+ *   engine-base.ts  lifecycle shared with http/: listener, upstream, idle close, /status, drain
  *   dispatcher.ts   queueing, sending, matching replies, deadlines, outcomes
  *   fair-queue.ts   per-client FIFOs served round-robin
  *   upstream.ts     the one upstream connection: dial, delay, backoff, reset
@@ -10,22 +11,18 @@
  *   rtu-framer.ts   PROTOCOL=modbus with an rtu: target: Modbus TCP clients, RTU over TCP upstream
  *   modbus/         PROTOCOL=modbus rules, pure: READ_ONLY/WRITE_ALLOW/UNIT_MAP (policy.ts), COALESCE (coalescing.ts),
  *                   CACHE_TTL_MS (cache.ts)
+ *   http/           PROTOCOL=http: its own streaming engine on the same base
  */
 import type { Socket } from 'node:net';
 import { effectiveMaxInflight } from '../../config/modes/mux.js';
-import type { MuxModeConfig } from '../../config/load.js';
-import type { Logger } from '../../log.js';
 import type { FrameDecoder } from '../../protocols/framing.js';
-import { remoteAddressOf, TcpListener, type ListenerInfo } from '../../net/listen.js';
-import { STATUS_MAX_CLIENTS, type Engine, type EngineContext } from '../engine.js';
+import { remoteAddressOf } from '../../net/listen.js';
 import { Dispatcher, type MuxClientPort, type MuxRequest } from './dispatcher.js';
+import { MuxEngineBase, type MuxEngineContext } from './engine-base.js';
 import { framerFor, type MuxFrame, type MuxFramer } from './framers.js';
-import { Upstream } from './upstream.js';
 
 /** Answers a client may have waiting behind an unanswered one (0x06 replies to a flood) before we stop reading it. */
 const OUTBOX_SLACK = 64;
-/** How often drain() looks whether every request has been answered. */
-const DRAIN_POLL_MS = 10;
 
 class MuxClient implements MuxClientPort {
   readonly queue: MuxRequest[] = [];
@@ -86,21 +83,18 @@ class MuxClient implements MuxClientPort {
   }
 }
 
-export class MuxEngine implements Engine {
-  private readonly listener: TcpListener;
-  private readonly upstream: Upstream;
+export class MuxEngine extends MuxEngineBase<MuxClient> {
   private readonly dispatcher: Dispatcher;
   private readonly framer: MuxFramer;
-  private readonly clients = new Set<MuxClient>();
-  private readonly log: Logger;
-  private started = false;
-  draining = false;
-  private idleTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly context: EngineContext & { config: MuxModeConfig }) {
-    const { config, log, metrics } = context;
+  constructor(context: MuxEngineContext) {
+    super(context, { mode: 'mux' }, {
+      onData: (chunk) => this.dispatcher.onUpstreamData(chunk),
+      onUp: () => this.dispatcher.onUpstreamUp(),
+      onDown: () => this.dispatcher.onUpstreamDown(),
+    });
+    const { config, metrics } = context;
     const mux = config.mux;
-    this.log = log.child({ mode: 'mux' });
     this.framer = framerFor(mux);
     const maxInflight = effectiveMaxInflight(mux);
     if (maxInflight !== mux.maxInflight) {
@@ -109,18 +103,6 @@ export class MuxEngine implements Engine {
         'MAX_INFLIGHT applies to PROTOCOL=modbus with a host:port or unix: target only; using 1',
       );
     }
-    this.upstream = new Upstream({
-      target: mux.target,
-      connectTimeoutMs: mux.connectTimeoutMs,
-      connectDelayMs: mux.connectDelayMs,
-      reconnectMinMs: config.reconnectMinMs,
-      reconnectMaxMs: config.reconnectMaxMs,
-      log: this.log,
-      metrics,
-      onData: (chunk) => this.dispatcher.onUpstreamData(chunk),
-      onUp: () => this.dispatcher.onUpstreamUp(),
-      onDown: () => this.dispatcher.onUpstreamDown(),
-    });
     this.dispatcher = new Dispatcher({
       config: mux,
       framer: this.framer,
@@ -129,80 +111,32 @@ export class MuxEngine implements Engine {
       log: this.log,
       metrics,
     });
-    this.listener = new TcpListener({
-      name: 'tcp',
-      mode: 'mux',
-      host: config.host,
-      port: mux.listenPort,
-      maxClients: config.maxClients,
-      log: this.log,
-      metrics,
-      onConnection: (socket) => this.accept(socket),
-    });
-    metrics.upstreamUp.set(0);
   }
 
-  get ready(): boolean {
-    return this.started && !this.draining;
-  }
-
-  async start(): Promise<void> {
-    await this.listener.start();
-    // Dialled at start and kept open; being unreachable is reported (/status, upstream_up), not a reason to be unready.
-    this.upstream.dial();
-    this.started = true;
-    this.armIdleClose();
-  }
-
-  listeners(): ListenerInfo[] {
-    return [this.listener.info()];
-  }
-
-  status() {
-    const clients: Array<{ address: string; connectedAt: string; bytesIn: number; bytesOut: number }> = [];
-    for (const client of this.clients) {
-      if (clients.length >= STATUS_MAX_CLIENTS) break;
-      clients.push({ address: client.address, connectedAt: client.connectedAt, bytesIn: client.bytesIn, bytesOut: client.bytesOut });
-    }
+  protected statusFields() {
     return {
       protocol: this.framer.protocol,
-      clients,
-      clientCount: this.clients.size,
-      upstream: this.upstream.status(),
       queued: this.dispatcher.queued,
       inflight: this.dispatcher.outstanding,
       cache: this.dispatcher.cacheStatus(),
     };
   }
 
-  async drain(graceMs: number): Promise<void> {
-    this.draining = true;
-    this.listener.stopAccepting();
-    clearTimeout(this.idleTimer);
-    // No new requests; what is queued or in flight is answered within the grace period.
+  protected get unfinished(): number {
+    return this.dispatcher.queued + this.dispatcher.outstanding;
+  }
+
+  protected get inflight(): number {
+    return this.dispatcher.outstanding;
+  }
+
+  protected stopTakingRequests(): void {
     for (const client of this.clients) client.socket.pause();
-    const deadline = Date.now() + graceMs;
-    while (this.dispatcher.queued + this.dispatcher.outstanding > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
-    }
-    // Let the last answers reach the kernel before closing.
-    await Promise.all(
-      [...this.clients].map(
-        (client) =>
-          new Promise<void>((resolve) => {
-            const done = () => resolve();
-            client.socket.once('close', done);
-            client.socket.end();
-            setTimeout(() => {
-              client.socket.destroy();
-              resolve();
-            }, Math.max(0, Math.min(deadline - Date.now(), 1000))).unref();
-          }),
-      ),
-    );
+  }
+
+  protected stopCore(): void {
     this.dispatcher.failQueued(0x0a, 'client_gone');
     this.dispatcher.stop();
-    this.upstream.stop();
   }
 
   countOut(bytes: number): void {
@@ -213,17 +147,11 @@ export class MuxEngine implements Engine {
   clientLeft(client: MuxClient, reason: string): void {
     if (client.gone) return;
     client.gone = true;
-    this.clients.delete(client);
     this.dispatcher.onClientGone(client);
-    this.log.info({ client: client.address, reason }, 'client left');
-    this.armIdleClose();
+    this.clientRemoved(client, reason);
   }
 
-  private accept(socket: Socket): void {
-    if (this.draining) {
-      socket.destroy();
-      return;
-    }
+  protected accept(socket: Socket): void {
     const { config, metrics } = this.context;
     const client = new MuxClient(
       socket,
@@ -232,10 +160,7 @@ export class MuxEngine implements Engine {
       config.mux.clientQueue + OUTBOX_SLACK,
       config.clientBufferBytes,
     );
-    this.clients.add(client);
-    clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
-    this.log.info({ client: client.address }, 'client joined');
+    this.clientJoined(client);
     socket.on('data', (chunk: Buffer) => {
       if (client.gone) return;
       client.bytesIn += chunk.length;
@@ -255,17 +180,5 @@ export class MuxEngine implements Engine {
     });
     // A client that shuts down its sending side has left (sockets are not half-open): its queued requests are never sent.
     socket.once('close', () => this.clientLeft(client, 'closed'));
-  }
-
-  /** UPSTREAM_IDLE_CLOSE_MS: with no clients for that long, the upstream is closed until the next request. */
-  private armIdleClose(): void {
-    const idleMs = this.context.config.mux.upstreamIdleCloseMs;
-    if (idleMs === 0 || this.clients.size > 0 || this.draining || !this.started) return;
-    clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => {
-      this.idleTimer = undefined;
-      if (this.clients.size === 0 && this.dispatcher.outstanding === 0) this.upstream.closeIdle();
-    }, idleMs);
-    this.idleTimer.unref();
   }
 }
