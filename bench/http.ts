@@ -14,7 +14,25 @@ import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { Http1Decoder } from '../src/protocols/http1.js';
-import { CORES, HOST, machine, median, REPEATS, run, SECONDS, startSwitchboard, stop, until, WARMUP_SECONDS, writeResultsSection, type Child } from './lib.js';
+import {
+  benchRole,
+  type Child,
+  HOST,
+  machine,
+  median,
+  REPEATS,
+  reportRequestLoad,
+  type RequestLoad,
+  run,
+  runRequestLoad,
+  SECONDS,
+  startSwitchboard,
+  stop,
+  summariseRequestLoads,
+  until,
+  WARMUP_SECONDS,
+  writeResultsSection,
+} from './lib.js';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Roles in their own processes.
@@ -56,7 +74,6 @@ async function clientRole(options: ClientOptions): Promise<void> {
   const measureFrom = start + options.warmupSeconds * 1000;
   const end = measureFrom + options.seconds * 1000;
   const latencies: number[] = [];
-  let requests = 0;
   let mismatches = 0;
   await Promise.all(
     sockets.map(
@@ -85,7 +102,6 @@ async function clientRole(options: ClientOptions): Promise<void> {
                 if (body !== path) mismatches++;
                 body = '';
                 if (sentAt >= measureFrom) {
-                  requests++;
                   latencies.push(now - sentAt);
                 }
                 send();
@@ -96,9 +112,7 @@ async function clientRole(options: ClientOptions): Promise<void> {
         }),
     ),
   );
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
-  console.log(JSON.stringify({ requests, rate: requests / options.seconds, p50: at(0.5), p99: at(0.99), mismatches }));
+  reportRequestLoad(latencies, options.seconds, mismatches);
   for (const socket of sockets) socket.destroy();
   process.exit(0);
 }
@@ -107,31 +121,12 @@ async function clientRole(options: ClientOptions): Promise<void> {
 // The orchestrator.
 
 function role(name: 'server' | 'client', options: object = {}): Child {
-  return run(process.execPath, ['--import', 'tsx', 'bench/http.ts', name, JSON.stringify(options)], { cpu: CORES?.load });
+  return benchRole('http.ts', name, options);
 }
 
-interface LoadResult {
-  rate: number;
-  p50: number;
-  p99: number;
-  mismatches: number;
-}
-
-async function load(port: number, clients: number): Promise<LoadResult> {
+async function load(port: number, clients: number): Promise<RequestLoad> {
   const client = role('client', { port, clients, warmupSeconds: WARMUP_SECONDS, seconds: SECONDS });
-  await client.exited;
-  const result = client.lines.find((l) => 'rate' in l) as LoadResult | undefined;
-  if (!result) throw new Error(`load client failed: ${client.stderr()}`);
-  return result;
-}
-
-function summarise(runs: LoadResult[]): LoadResult {
-  return {
-    rate: median(runs.map((r) => r.rate)),
-    p50: median(runs.map((r) => r.p50)),
-    p99: median(runs.map((r) => r.p99)),
-    mismatches: runs.reduce((sum, r) => sum + r.mismatches, 0),
-  };
+  return runRequestLoad(client, 'load client');
 }
 
 async function main(): Promise<void> {
@@ -139,7 +134,7 @@ async function main(): Promise<void> {
   const server = role('server');
   await until(() => server.lines.some((l) => 'port' in l), 'the http server');
   const serverPort = server.lines.find((l) => 'port' in l)!.port as number;
-  const points: Record<'direct1' | 'sb1' | 'sb10', LoadResult[]> = { direct1: [], sb1: [], sb10: [] };
+  const points: Record<'direct1' | 'sb1' | 'sb10', RequestLoad[]> = { direct1: [], sb1: [], sb10: [] };
   try {
     for (let repeat = 0; repeat < REPEATS; repeat++) {
       points.direct1.push(await load(serverPort, 1));
@@ -149,9 +144,9 @@ async function main(): Promise<void> {
       points.sb10.push(await load(sb.ports.tcp!, 10));
       await stop(sb);
     }
-    const direct1 = summarise(points.direct1);
-    const sb1 = summarise(points.sb1);
-    const sb10 = summarise(points.sb10);
+    const direct1 = summariseRequestLoads(points.direct1);
+    const sb1 = summariseRequestLoads(points.sb1);
+    const sb10 = summariseRequestLoads(points.sb10);
     const raw = Object.entries(points).map(
       ([name, runs]) => `- ${name}: ${runs.map((r) => `${Math.round(r.rate)} req/s (p50 ${r.p50.toFixed(3)} ms, p99 ${r.p99.toFixed(3)} ms)`).join('; ')}`,
     );

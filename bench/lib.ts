@@ -204,3 +204,47 @@ export async function socatOneToOne(): Promise<number> {
     await stop(socat);
   }
 }
+
+/** The q-quantile (0..1) of latencies sorted ascending; 0 when there are none. */
+export function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+}
+
+/** What a closed-loop request generator reports (bench:mux's pollers, bench:http's clients). */
+export interface RequestLoad {
+  rate: number;
+  p50: number;
+  p99: number;
+  /** Answers that belonged to another request. */
+  mismatches: number;
+}
+
+/** Prints a generator's result line from its answered-request latencies (sorted here) and exits. */
+export function reportRequestLoad(latencies: number[], seconds: number, mismatches: number): void {
+  latencies.sort((a, b) => a - b);
+  const result: RequestLoad = { rate: latencies.length / seconds, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), mismatches };
+  console.log(JSON.stringify({ requests: latencies.length, ...result }));
+}
+
+/** The median of REPEATS runs (rate, p50 and p99 each a median of its own); mismatches summed. */
+export function summariseRequestLoads(runs: RequestLoad[]): RequestLoad {
+  return {
+    rate: median(runs.map((r) => r.rate)),
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    mismatches: runs.reduce((sum, r) => sum + r.mismatches, 0),
+  };
+}
+
+/** A bench script run again in its own process as one of its roles (`device`, `poller`, `server`, `client`), on the load core. */
+export function benchRole(script: string, name: string, options: object = {}): Child {
+  return run(process.execPath, ['--import', 'tsx', `bench/${script}`, name, JSON.stringify(options)], { cpu: CORES?.load });
+}
+
+/** Runs a request generator role to its end and returns its result line. */
+export async function runRequestLoad(generator: Child, what: string): Promise<RequestLoad> {
+  await generator.exited;
+  const result = generator.lines.find((l) => 'rate' in l) as RequestLoad | undefined;
+  if (!result) throw new Error(`${what} failed: ${generator.stderr()}`);
+  return result;
+}

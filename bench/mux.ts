@@ -17,21 +17,25 @@ import { connect, type Socket } from 'node:net';
 import { encodeModbusTcp, ModbusTcpDecoder } from '../src/protocols/modbus-tcp.js';
 import { ModbusDevice, registerValue } from '../src/sim/modbus-device.js';
 import {
-  CORES,
+  benchRole,
+  type Child,
   HOST,
   machine,
   median,
   REPEATS,
+  reportRequestLoad,
+  type RequestLoad,
   rssMiB,
   run,
+  runRequestLoad,
   SECONDS,
   sleep,
   startSwitchboard,
   stop,
+  summariseRequestLoads,
   until,
   WARMUP_SECONDS,
   writeResultsSection,
-  type Child,
 } from './lib.js';
 
 /** Registers read per request (a typical inverter poll block). */
@@ -76,7 +80,6 @@ async function pollerRole(options: PollerOptions): Promise<void> {
   const measureFrom = start + options.warmupSeconds * 1000;
   const end = measureFrom + options.seconds * 1000;
   const latencies: number[] = [];
-  let requests = 0;
   let mismatches = 0;
   await Promise.all(
     sockets.map(
@@ -99,7 +102,6 @@ async function pollerRole(options: PollerOptions): Promise<void> {
               const now = performance.now();
               if (frame.transactionId !== transactionId || frame.pdu.readUInt16BE(2) !== expectedFirst) mismatches++;
               if (sentAt >= measureFrom) {
-                requests++;
                 latencies.push(now - sentAt);
               }
               send();
@@ -109,9 +111,7 @@ async function pollerRole(options: PollerOptions): Promise<void> {
         }),
     ),
   );
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
-  console.log(JSON.stringify({ requests, rate: requests / options.seconds, p50: at(0.5), p99: at(0.99), mismatches }));
+  reportRequestLoad(latencies, options.seconds, mismatches);
   for (const socket of sockets) socket.destroy();
   process.exit(0);
 }
@@ -120,22 +120,12 @@ async function pollerRole(options: PollerOptions): Promise<void> {
 // The orchestrator.
 
 function role(name: 'device' | 'poller', options: object = {}): Child {
-  return run(process.execPath, ['--import', 'tsx', 'bench/mux.ts', name, JSON.stringify(options)], { cpu: CORES?.load });
+  return benchRole('mux.ts', name, options);
 }
 
-interface PollResult {
-  rate: number;
-  p50: number;
-  p99: number;
-  mismatches: number;
-}
-
-async function poll(port: number, clients: number): Promise<PollResult> {
+async function poll(port: number, clients: number): Promise<RequestLoad> {
   const poller = role('poller', { port, clients, warmupSeconds: WARMUP_SECONDS, seconds: SECONDS });
-  await poller.exited;
-  const result = poller.lines.find((l) => 'rate' in l) as PollResult | undefined;
-  if (!result) throw new Error(`poller failed: ${poller.stderr()}`);
-  return result;
+  return runRequestLoad(poller, 'poller');
 }
 
 async function startDevice(): Promise<{ device: Child; port: number }> {
@@ -154,21 +144,11 @@ async function muxSwitchboard(devicePort: number, env: Record<string, string> = 
   return sb;
 }
 
-/** The median of REPEATS runs, by rate (p50/p99 are medians of their own). */
-function summarise(runs: PollResult[]): PollResult {
-  return {
-    rate: median(runs.map((r) => r.rate)),
-    p50: median(runs.map((r) => r.p50)),
-    p99: median(runs.map((r) => r.p99)),
-    mismatches: runs.reduce((sum, r) => sum + r.mismatches, 0),
-  };
-}
-
 async function main(): Promise<void> {
   execFileSync('npm', ['run', 'build', '--silent'], { cwd: new URL('..', import.meta.url).pathname, stdio: 'inherit' });
   const { device, port: devicePort } = await startDevice();
   const raw: string[] = [];
-  const points: Record<string, PollResult[]> = { direct1: [], sb1: [], sb10: [], sb10x8: [] };
+  const points: Record<string, RequestLoad[]> = { direct1: [], sb1: [], sb10: [], sb10x8: [] };
   try {
     for (let repeat = 0; repeat < REPEATS; repeat++) {
       points.direct1!.push(await poll(devicePort, 1));
@@ -196,10 +176,10 @@ async function main(): Promise<void> {
     for (const p of idlers) await stop(p);
     await stop(idleSb);
 
-    const direct1 = summarise(points.direct1!);
-    const sb1 = summarise(points.sb1!);
-    const sb10 = summarise(points.sb10!);
-    const sb10x8 = summarise(points.sb10x8!);
+    const direct1 = summariseRequestLoads(points.direct1!);
+    const sb1 = summariseRequestLoads(points.sb1!);
+    const sb10 = summariseRequestLoads(points.sb10!);
+    const sb10x8 = summariseRequestLoads(points.sb10x8!);
     for (const [name, runs] of Object.entries(points)) {
       raw.push(`- ${name}: ${runs.map((r) => `${Math.round(r.rate)} req/s (p50 ${r.p50.toFixed(3)} ms, p99 ${r.p99.toFixed(3)} ms)`).join('; ')}`);
     }

@@ -14,6 +14,7 @@
 import { connect, type Socket } from 'node:net';
 import { encodeModbusTcp, ModbusTcpDecoder, type ModbusTcpFrame } from '../../src/protocols/modbus-tcp.js';
 import { registerValue } from '../../src/sim/modbus-device.js';
+import { quantile } from '../lib.js';
 
 export interface Read {
   unit: number;
@@ -185,8 +186,12 @@ const connections = sockets.map(
 await Promise.all(connections);
 
 latencies.sort((a, b) => a - b);
-const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
-Object.assign(result, { rate: result.requests / (options.durationMs / 1000), p50: at(0.5), p99: at(0.99), max: at(1) });
+Object.assign(result, {
+  rate: result.requests / (options.durationMs / 1000),
+  p50: quantile(latencies, 0.5),
+  p99: quantile(latencies, 0.99),
+  max: quantile(latencies, 1),
+});
 console.log(JSON.stringify(result));
 for (const socket of sockets) socket.destroy();
 process.exit(0);
