@@ -214,7 +214,10 @@ describe('relay bounds and failure paths', { timeout: 60_000 }, () => {
 
   it('legacy sessions take a pool port only once the service opens its first stream', async () => {
     const only = await freePort();
-    const relay = track(await startRelay({ AUTH: 'none', AUTH_SECRET: '', PUBLIC_PORTS: `${only}-${only}`, RELAY_LEGACY: 'auto' }));
+    // A short lease: the agent below leaves and its port must come back to the pool within the test's wait.
+    const relay = track(
+      await startRelay({ AUTH: 'none', AUTH_SECRET: '', PUBLIC_PORTS: `${only}-${only}`, RELAY_LEGACY: 'auto', LEASE_TTL_MS: '200' }),
+    );
     // Not the preamble, so a legacy session; but half a muxado v1 header and then nothing: no stream, no port.
     const idle = connect({ port: relay.port('relay'), host: LOOPBACK });
     idle.on('error', () => {});
