@@ -9,6 +9,10 @@
  *   + any variants of switchboard's environment given as NAME=VALUE[,NAME=VALUE] arguments, and `script:<path>`
  *     arguments: a relay script of one's own (e.g. the groups engine without the App) that prints {"port": n} when listening
  *
+ * With AB_MEASURE=latency it measures, instead, 100 B × 1,000 messages/s from one member to 100 others (bench:groups'
+ * latency point; AB_RATE sets another rate) through `fanout` (bench/relays/fanout.cjs: a bare Node group relay) and switchboard (and the variants),
+ * printing p50/p99 per round: the floor this machine puts under the latency target.
+ *
  * BENCH_SECONDS (default 3), BENCH_WARMUP_SECONDS (1) and AB_ROUNDS (5) set its length.
  */
 import { writeFileSync } from 'node:fs';
@@ -17,6 +21,7 @@ import { join } from 'node:path';
 import {
   type Child,
   CORES,
+  groupLatency,
   HOST,
   mbps,
   measureThroughput,
@@ -33,6 +38,11 @@ import {
 } from './lib.js';
 
 const ROUNDS = Number(process.env.AB_ROUNDS ?? 5);
+const LATENCY = process.env.AB_MEASURE === 'latency';
+/** Members that receive in the latency measurement (bench:groups uses 100). */
+const LATENCY_MEMBERS = 100;
+/** Messages per second in the latency measurement (AB_RATE; bench:groups uses 1,000, bench:share 100). */
+const LATENCY_RATE = Number(process.env.AB_RATE ?? 1000);
 const JOIN = 'SOCKETFORWARDER-NEW:ab\n';
 
 /** The bare relay: the first connection receives, the second sends; bytes piped with Node's own backpressure. */
@@ -46,6 +56,14 @@ const server = net.createServer((socket) => {
 });
 server.listen(0, '${HOST}', () => console.log(JSON.stringify({ port: server.address().port })));
 `;
+
+/** What one round measures through a relay at `port`: 1→1 bulk bytes/s, or the p99 latency (ms) of the latency point. */
+async function measure(port: number): Promise<number> {
+  if (!LATENCY) return oneToOne(port);
+  const stats = await groupLatency(port, JOIN, LATENCY_MEMBERS, LATENCY_RATE);
+  console.log(`  p50 ${stats.p50.toFixed(2)} ms, p99 ${stats.p99.toFixed(2)} ms, max ${stats.max.toFixed(2)} ms (${stats.count} messages)`);
+  return stats.p99;
+}
 
 async function oneToOne(port: number): Promise<number> {
   const receiver = worker('receiver', { host: HOST, port, joinLine: JOIN, connections: 1, durationMs: SENDER_MS + 3000 });
@@ -68,7 +86,7 @@ async function viaScript(script: string): Promise<number> {
   try {
     const deadline = Date.now() + 10_000;
     while (!relay.lines.some((l) => 'port' in l) && Date.now() < deadline) await sleep(20);
-    return await oneToOne(relay.lines.find((l) => 'port' in l)!.port as number);
+    return await measure(relay.lines.find((l) => 'port' in l)!.port as number);
   } finally {
     await stop(relay);
   }
@@ -77,7 +95,7 @@ async function viaScript(script: string): Promise<number> {
 async function viaSwitchboard(env: Record<string, string>): Promise<number> {
   const sw = await startSwitchboard({ UDP_PORT: 'off', TCP_PORT: '0', ...env });
   try {
-    return await oneToOne(sw.ports.tcp!);
+    return await measure(sw.ports.tcp!);
   } finally {
     await stop(sw);
   }
@@ -88,22 +106,22 @@ const variants = process.argv.slice(2).map((arg): [string, () => Promise<number>
   const env = Object.fromEntries(arg.split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   return [`switchboard ${JSON.stringify(env)}`, () => viaSwitchboard(env)];
 });
-const subjects: Array<[string, () => Promise<number>]> = [
-  ['socat', socatOneToOne],
-  ['pipe', viaPipe],
-  ['switchboard', () => viaSwitchboard({})],
-  ...variants,
-];
+const subjects: Array<[string, () => Promise<number>]> = LATENCY
+  ? [['fanout', () => viaScript('bench/relays/fanout.cjs')], ['switchboard', () => viaSwitchboard({})], ...variants]
+  : [['socat', socatOneToOne], ['pipe', viaPipe], ['switchboard', () => viaSwitchboard({})], ...variants];
+const unit = LATENCY ? 'ms (p99)' : 'Mbit/s';
 
 const results = new Map<string, number[]>(subjects.map(([name]) => [name, []]));
 for (let round = 1; round <= ROUNDS; round++) {
-  for (const [name, measure] of subjects) {
-    const value = mbps(await measure(), 1);
+  for (const [name, measureOnce] of subjects) {
+    const raw = await measureOnce();
+    const value = LATENCY ? raw : mbps(raw, 1);
     results.get(name)!.push(value);
-    console.log(`round ${round} ${name}: ${value.toFixed(0)} Mbit/s`);
+    console.log(`round ${round} ${name}: ${value.toFixed(LATENCY ? 2 : 0)} ${unit}`);
   }
 }
-console.log('\nsubject: median (runs), Mbit/s');
+console.log(`\nsubject: median (runs), ${unit}`);
 for (const [name, values] of results) {
-  console.log(`${name}: ${median(values).toFixed(0)} (${values.map((v) => v.toFixed(0)).join(', ')})`);
+  const digits = LATENCY ? 2 : 0;
+  console.log(`${name}: ${median(values).toFixed(digits)} (${values.map((v) => v.toFixed(digits)).join(', ')})`);
 }

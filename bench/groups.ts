@@ -5,6 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import {
   type Child,
+  groupLatency,
+  type LatencyStats,
   generatorAlone,
   HOST,
   machine,
@@ -48,19 +50,10 @@ async function groupsFanout(members: number, extraEnv: Record<string, string> = 
   }
 }
 
-async function latency(members: number): Promise<{ p50: number; p99: number; max: number; count: number }> {
+async function latency(members: number): Promise<LatencyStats> {
   const sw = await startSwitchboard({ UDP_PORT: 'off', TCP_PORT: '0' });
   try {
-    const port = sw.ports.tcp!;
-    const receivers = [0, 1].map(() => worker('receiver', { host: HOST, port, joinLine: JOIN('lat'), connections: members / 2, latency: true, durationMs: SENDER_MS + 1500 }));
-    await receiversReady(receivers);
-    await sleep(200);
-    const sender = worker('sender', { host: HOST, port, joinLine: JOIN('lat'), durationMs: SENDER_MS, startDelayMs: START_DELAY_MS, rate: 1000, size: 100 });
-    await sender.exited;
-    await Promise.all(receivers.map((r) => r.exited));
-    const stats = receivers.map((r) => (r.lines.find((l) => 'latencies' in l)!.latencies as { p50: number; p99: number; max: number; count: number }));
-    // Each receiver process saw the same message stream: report the worse of the two.
-    return stats.reduce((worst, s) => (s.p99 > worst.p99 ? s : worst));
+    return await groupLatency(sw.ports.tcp!, JOIN('lat'), members);
   } finally {
     await stop(sw);
   }
@@ -115,7 +108,7 @@ async function main(): Promise<void> {
     groupsFanout(100, { SLOW_CLIENT: 'drop' }, 1),
   );
   const hundredDrop = await repeat('switchboard 1→100, SLOW_CLIENT=drop, none stalled (aggregate)', () => groupsFanout(100, { SLOW_CLIENT: 'drop' }));
-  const latencies: Array<{ p50: number; p99: number; max: number; count: number }> = [];
+  const latencies: LatencyStats[] = [];
   for (let i = 0; i < REPEATS; i++) {
     latencies.push(await latency(100));
     console.log(`  latency run ${i + 1}: p99 ${latencies.at(-1)!.p99.toFixed(2)} ms`);

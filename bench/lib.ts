@@ -248,3 +248,26 @@ export async function runRequestLoad(generator: Child, what: string): Promise<Re
   if (!result) throw new Error(`${what} failed: ${generator.stderr()}`);
   return result;
 }
+
+export interface LatencyStats {
+  p50: number;
+  p99: number;
+  max: number;
+  count: number;
+}
+
+/**
+ * `rate` messages/s (default 1,000) of 100 B from one member to `members` others (two receiver processes) through a
+ * group relay at `port`; each message carries its send time. Returns the worse receiver process's percentiles (ms).
+ */
+export async function groupLatency(port: number, joinLine: string, members: number, rate = 1000): Promise<LatencyStats> {
+  const receivers = [0, 1].map(() => worker('receiver', { host: HOST, port, joinLine, connections: members / 2, latency: true, durationMs: SENDER_MS + 1500 }));
+  await receiversReady(receivers);
+  await sleep(200);
+  const sender = worker('sender', { host: HOST, port, joinLine, durationMs: SENDER_MS, startDelayMs: START_DELAY_MS, rate, size: 100 });
+  await sender.exited;
+  await Promise.all(receivers.map((r) => r.exited));
+  const stats = receivers.map((r) => r.lines.find((l) => 'latencies' in l)!.latencies as LatencyStats);
+  // Each receiver process saw the same message stream: report the worse of the two.
+  return stats.reduce((worst, s) => (s.p99 > worst.p99 ? s : worst));
+}
