@@ -521,7 +521,7 @@ export class Muxado1Session extends EventEmitter<Muxado1SessionEvents> implement
       while (this.sendable.length > 0 && !this.transport.writableNeedDrain && !this.isClosed) {
         const stream = this.sendable.shift() as Muxado1Stream;
         this.queued.delete(stream);
-        const frame = stream.takeDataFrame();
+        const frame = stream.takeDataFrame(MAX_FRAME_BODY);
         if (frame === undefined) continue;
         this.stats.framesOut += 1;
         this.transport.write(frame.header);
