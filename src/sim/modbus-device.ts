@@ -233,8 +233,21 @@ function applyWrite(unit: number, pdu: Buffer, written: Map<string, number>): vo
   }
 }
 
+/** Node timers fire up to a millisecond or two late; the simulator waits out the last stretch of a delay on setImmediate. */
+const TIMER_SLACK_MS = 2;
+
+/**
+ * Waits `ms` as exactly as the event loop allows, so a device with a 10 ms service time answers after 10 ms, not the 11-12
+ * a bare setTimeout gives (benchmarks compare switchboard's latency against that service time). The precision costs at
+ * most TIMER_SLACK_MS of event-loop spinning per delay.
+ */
 function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  const until = performance.now() + ms;
+  return new Promise((resolve) => {
+    const spin = () => (performance.now() >= until ? resolve() : setImmediate(spin));
+    if (ms > TIMER_SLACK_MS) setTimeout(spin, ms - TIMER_SLACK_MS);
+    else spin();
+  });
 }
 
 export class ModbusDevice {
