@@ -4,7 +4,9 @@
  * The sender and the sink (the "service") are bench/workers processes; relay and agent are switchboard processes run from
  * src/ with tsx. BENCH_SECONDS (default 5), BENCH_WARMUP_SECONDS (2), BENCH_REPEATS (3) shorten it for a smoke run.
  * Also: visitor connect to first byte at the service (p50/p99 over sequential visitors, the bench process being visitor and
- * service, so one monotonic clock), and the relay's heap per idle tunnelled visitor (from its /metrics).
+ * service, so one monotonic clock), and the relay's heap per idle tunnelled visitor (retained: the relay runs under
+ * bench/relays/gc-on-signal.mjs, which collects garbage before reporting). BENCH_RELAY_ONLY=visitors runs only these
+ * two points and prints them without writing bench/RESULTS.md.
  * 64 concurrent bulk streams (two sender processes of 32 connections) with a request/response probe beside them
  * (bench/workers/requester.ts, one 16-byte request at a time, echoed by the sink process): aggregate against the one-stream
  * figure, and the probe's p99 round trip; the same load sent straight to the sink is the "generator alone" row.
@@ -24,6 +26,7 @@ import {
   mbps,
   median,
   REPEATS,
+  ROOT,
   run,
   SECONDS,
   stop,
@@ -173,12 +176,65 @@ async function firstByteService(): Promise<{ port: number; firstByte: () => Prom
   };
 }
 
-async function heapUsed(httpPort: number): Promise<number> {
-  const text = await (await fetch(`http://${HOST}:${httpPort}/metrics`)).text();
-  return Number(/^switchboard_nodejs_heap_size_used_bytes (\S+)$/m.exec(text)?.[1] ?? NaN);
+/** A switchboard process whose retained heap can be read (bench/relays/gc-on-signal.mjs). */
+function switchboardWithHeapProbe(env: Record<string, string>): Child {
+  return run(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/relays/gc-on-signal.mjs', `${ROOT}src/main.ts`], {
+    cpu: CORES?.subject,
+    env: { HOST, HTTP_HOST: HOST, HTTP_PORT: '0', LOG_LEVEL: 'info', ...env },
+  });
+}
+
+/** The heap a probed switchboard retains: garbage collected first. */
+async function retainedHeap(child: Child): Promise<number> {
+  const seen = child.lines.length;
+  child.child.kill('SIGWINCH');
+  await until(() => child.lines.slice(seen).some((l) => 'heapUsed' in l), 'the heap probe');
+  return child.lines.slice(seen).find((l) => 'heapUsed' in l)!.heapUsed as number;
+}
+
+/** Visitor connect → first byte at the service, direct and through relay + agent, and the relay's heap per idle visitor. */
+async function visitorPoints(): Promise<string[]> {
+  const latency: string[] = [];
+  const service = await firstByteService();
+  const [directP50, directP99] = await connectToFirstByte(service.port, service, 300);
+  latency.push(`| direct | ${directP50.toFixed(3)} | ${directP99.toFixed(3)} |`);
+  const relayPort = await freePort();
+  const relay = switchboardWithHeapProbe({ MODE: 'relay', RELAY_PORT: String(relayPort), PUBLIC_PORTS: '0', AUTH_SECRET: 'bench-secret', MAX_CLIENTS: '5000' });
+  await until(() => logLine(relay, /"msg":"ready"/) !== undefined || relay.child.exitCode !== null, 'relay ready');
+  const agent = switchboard({ RELAY: `${HOST}:${relayPort}`, SERVICE: `${HOST}:${service.port}`, AUTH_SECRET: 'bench-secret' });
+  await until(() => logLine(agent, /"publicPort"/) !== undefined || agent.child.exitCode !== null, 'agent bound');
+  const publicPort = logLine(agent, /"publicPort"/)!.publicPort as number;
+  await connectToFirstByte(publicPort, service, 50); // warm-up
+  const [p50, p99] = await connectToFirstByte(publicPort, service, 300);
+  latency.push(`| through relay + agent | ${p50.toFixed(3)} | ${p99.toFixed(3)} |`);
+  console.log(`connect to first byte: direct p50 ${directP50.toFixed(3)} ms, tunnel p50 ${p50.toFixed(3)} ms p99 ${p99.toFixed(3)} ms`);
+
+  const IDLE = 1000;
+  const before = await retainedHeap(relay);
+  const idle: Socket[] = [];
+  for (let i = 0; i < IDLE; i++) {
+    const socket = connect({ port: publicPort, host: HOST });
+    socket.on('error', () => {});
+    idle.push(socket);
+    if (i % 100 === 99) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const afterHeap = await retainedHeap(relay);
+  const perVisitor = (afterHeap - before) / IDLE;
+  latency.push('', `Relay heap per idle tunnelled visitor: ${(perVisitor / 1024).toFixed(1)} KiB (heap used before/after ${IDLE} idle visitors, each after two forced collections; target ≤ 8 KiB).`);
+  console.log(`idle visitor heap: ${(perVisitor / 1024).toFixed(1)} KiB`);
+  for (const s of idle) s.destroy();
+  service.close();
+  await stop(agent);
+  await stop(relay);
+  return latency;
 }
 
 async function main(): Promise<void> {
+  if (process.env.BENCH_RELAY_ONLY === 'visitors') {
+    console.log((await visitorPoints()).join('\n'));
+    process.exit(0);
+  }
   const results = [];
   const many: Array<Awaited<ReturnType<typeof repeatedMany>>> = [];
   const commands: string[] = [];
@@ -269,43 +325,7 @@ async function main(): Promise<void> {
     }
   }
 
-  // connect to first byte, and heap per idle visitor
-  const latency: string[] = [];
-  {
-    const service = await firstByteService();
-    const [directP50, directP99] = await connectToFirstByte(service.port, service, 300);
-    latency.push(`| direct | ${directP50.toFixed(3)} | ${directP99.toFixed(3)} |`);
-    const relayPort = await freePort();
-    const relay = switchboard({ MODE: 'relay', RELAY_PORT: String(relayPort), PUBLIC_PORTS: '0', AUTH_SECRET: 'bench-secret', MAX_CLIENTS: '5000' });
-    await until(() => logLine(relay, /"msg":"ready"/) !== undefined || relay.child.exitCode !== null, 'relay ready');
-    const httpPort = ((logLine(relay, /"msg":"ready"/)!.listeners as Array<{ name: string; port: number }>).find((l) => l.name === 'http'))!.port;
-    const agent = switchboard({ RELAY: `${HOST}:${relayPort}`, SERVICE: `${HOST}:${service.port}`, AUTH_SECRET: 'bench-secret' });
-    await until(() => logLine(agent, /"publicPort"/) !== undefined || agent.child.exitCode !== null, 'agent bound');
-    const publicPort = logLine(agent, /"publicPort"/)!.publicPort as number;
-    await connectToFirstByte(publicPort, service, 50); // warm-up
-    const [p50, p99] = await connectToFirstByte(publicPort, service, 300);
-    latency.push(`| through relay + agent | ${p50.toFixed(3)} | ${p99.toFixed(3)} |`);
-    console.log(`connect to first byte: direct p50 ${directP50.toFixed(3)} ms, tunnel p50 ${p50.toFixed(3)} ms p99 ${p99.toFixed(3)} ms`);
-
-    const IDLE = 1000;
-    const before = await heapUsed(httpPort);
-    const idle: Socket[] = [];
-    for (let i = 0; i < IDLE; i++) {
-      const socket = connect({ port: publicPort, host: HOST });
-      socket.on('error', () => {});
-      idle.push(socket);
-      if (i % 100 === 99) await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    await new Promise((resolve) => setTimeout(resolve, 2000));
-    const afterHeap = await heapUsed(httpPort);
-    const perVisitor = (afterHeap - before) / IDLE;
-    latency.push('', `Relay heap per idle tunnelled visitor: ${(perVisitor / 1024).toFixed(1)} KiB (heap used before/after ${IDLE} idle visitors, no forced GC; target ≤ 8 KiB).`);
-    console.log(`idle visitor heap: ${(perVisitor / 1024).toFixed(1)} KiB`);
-    for (const s of idle) s.destroy();
-    service.close();
-    await stop(agent);
-    await stop(relay);
-  }
+  const latency = await visitorPoints();
 
   const twoHop = results.find((r) => r.label.startsWith('two Node'))!.median;
   const tunnel = results.find((r) => r.label.includes('yamux'))!.median;
