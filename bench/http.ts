@@ -12,11 +12,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { connect, type Socket } from 'node:net';
 import { Http1Decoder } from '../src/protocols/http1.js';
 import {
   benchRole,
   type Child,
+  connectClients,
   HOST,
   machine,
   median,
@@ -59,17 +59,7 @@ interface ClientOptions {
  * warm-up, and how many answers carried another request's path (must be 0).
  */
 async function clientRole(options: ClientOptions): Promise<void> {
-  const sockets: Socket[] = [];
-  for (let i = 0; i < options.clients; i++) {
-    const socket = connect({ host: HOST, port: options.port });
-    socket.setNoDelay(true);
-    socket.on('error', (error) => {
-      console.error(`client: ${error.message}`);
-      process.exit(1);
-    });
-    await new Promise((resolve) => socket.once('connect', resolve));
-    sockets.push(socket);
-  }
+  const sockets = await connectClients(options.port, options.clients, 'client');
   const start = performance.now();
   const measureFrom = start + options.warmupSeconds * 1000;
   const end = measureFrom + options.seconds * 1000;

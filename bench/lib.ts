@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { cpus } from 'node:os';
 
 export const ROOT = new URL('..', import.meta.url).pathname;
@@ -270,4 +270,24 @@ export async function groupLatency(port: number, joinLine: string, members: numb
   const stats = receivers.map((r) => r.lines.find((l) => 'latencies' in l)!.latencies as LatencyStats);
   // Each receiver process saw the same message stream: report the worse of the two.
   return stats.reduce((worst, s) => (s.p99 > worst.p99 ? s : worst));
+}
+
+/**
+ * `count` connections to a subject, opened one after another, NODELAY. `role` names the generator in an error, which exits
+ * it with status 1; with `role` undefined, errors after connecting are ignored (a generator the parent kills).
+ */
+export async function connectClients(port: number, count: number, role?: string): Promise<Socket[]> {
+  const sockets: Socket[] = [];
+  for (let i = 0; i < count; i++) {
+    const socket = connect({ host: HOST, port });
+    socket.setNoDelay(true);
+    socket.on('error', (error) => {
+      if (role === undefined) return;
+      console.error(`${role}: ${error.message}`);
+      process.exit(1);
+    });
+    await new Promise((resolve) => socket.once('connect', resolve));
+    sockets.push(socket);
+  }
+  return sockets;
 }

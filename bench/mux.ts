@@ -13,12 +13,12 @@
  * "Direct" is the generator alone against the device, so it also shows the generator is not the bottleneck.
  */
 import { execFileSync } from 'node:child_process';
-import { connect, type Socket } from 'node:net';
 import { encodeModbusTcp, ModbusTcpDecoder } from '../src/protocols/modbus-tcp.js';
 import { ModbusDevice, registerValue } from '../src/sim/modbus-device.js';
 import {
   benchRole,
   type Child,
+  connectClients,
   HOST,
   machine,
   median,
@@ -64,14 +64,7 @@ interface PollerOptions {
 
 /** N connections, each polling with one request outstanding; prints counts and latency percentiles after the warm-up. */
 async function pollerRole(options: PollerOptions): Promise<void> {
-  const sockets: Socket[] = [];
-  for (let i = 0; i < options.clients; i++) {
-    const socket = connect({ host: HOST, port: options.port });
-    socket.setNoDelay(true);
-    socket.on('error', () => {});
-    await new Promise((resolve) => socket.once('connect', resolve));
-    sockets.push(socket);
-  }
+  const sockets = await connectClients(options.port, options.clients);
   if (options.idle) {
     console.log(JSON.stringify({ connected: sockets.length }));
     await new Promise(() => {}); // killed by the parent
