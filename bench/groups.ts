@@ -5,11 +5,12 @@
 import { execFileSync } from 'node:child_process';
 import {
   type Child,
-  groupLatency,
-  type LatencyStats,
   generatorAlone,
+  groupLatency,
   HOST,
+  type LatencyStats,
   machine,
+  markdownTable,
   mbps,
   measureThroughput,
   median,
@@ -125,7 +126,7 @@ async function main(): Promise<void> {
     ['100 members, 1,000 msg/s × 100 B: p99 latency', `${p99.toFixed(2)} ms (p50 ${median(latencies.map((l) => l.p50)).toFixed(2)} ms)`, '', '≤ 2 ms'],
     ['10,000 idle members: RSS', `${rss.loaded.toFixed(0)} MiB`, '', '≤ 200 MB'],
   ];
-  const table = ['| measure | figures (median) | ratio | target |', '|---|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  const table = markdownTable(['measure', 'figures (median)', 'ratio', 'target'], rows);
   console.log(`\n${table}\n`);
   writeResultsSection(
     'groups',

@@ -291,3 +291,9 @@ export async function connectClients(port: number, count: number, role?: string)
   }
   return sockets;
 }
+
+/** A Markdown table for RESULTS.md: a header row, the separator, then one row per entry. */
+export function markdownTable(header: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), `|${header.map(() => '---').join('|')}|`, ...rows.map(line)].join('\n');
+}

@@ -12,6 +12,7 @@ import {
   generatorAlone,
   HOST,
   machine,
+  markdownTable,
   mbps,
   measureThroughput,
   median,
@@ -198,7 +199,7 @@ async function main(): Promise<void> {
     ['stalled client: max lag gauge vs CLIENT_BUFFER_BYTES + 64 KiB', `${maxLag} B vs ${CLIENT_BUFFER_BYTES + 65536} B`, '', '≤'],
     ['idle client heap (--expose-gc, 1,000 clients)', `${(heap.perClientBytes / 1024).toFixed(2)} KiB`, '', '≤ 8 KiB'],
   ];
-  const table = ['| measure | figures (median) | ratio | target |', '|---|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  const table = markdownTable(['measure', 'figures (median)', 'ratio', 'target'], rows);
   console.log(`\n${table}\n`);
   const runsText = (values: number[]) => values.map(fmtRate).join(', ');
   writeResultsSection(
