@@ -303,9 +303,12 @@ describe('relay and agent over loopback', { timeout: 60_000 }, () => {
     let received = 0;
     visitor.on('data', (c: Buffer) => (received += c.length));
     await waitFor(() => received > 1_000_000, 'transfer under way');
+    let visitorClosed = false;
+    visitor.once('close', () => (visitorClosed = true));
     (agent.engine as unknown as { socket: Socket }).socket.destroy();
+    // Bounded waits: a hang here names its step instead of timing out the whole suite (and cancelling the tests after it).
+    await waitFor(() => visitorClosed, 'the visitor closed by the relay when its agent died', 10_000);
     await agent.stop();
-    await once(visitor, 'close');
     await waitFor(async () => (await metric(relay, 'switchboard_tunnels_active')) === 0, 'tunnel gone');
     // LEASE_TTL_MS=0: the port is released at once.
     assert.deepEqual((relay.engine.status() as { tunnels: unknown[] }).tunnels, []);
