@@ -236,9 +236,12 @@ export function summariseRequestLoads(runs: RequestLoad[]): RequestLoad {
   };
 }
 
-/** A bench script run again in its own process as one of its roles (`device`, `poller`, `server`, `client`), on the load core. */
-export function benchRole(script: string, name: string, options: object = {}): Child {
-  return run(process.execPath, ['--import', 'tsx', `bench/${script}`, name, JSON.stringify(options)], { cpu: CORES?.load });
+/**
+ * A bench script run again in its own process as one of its roles (`device`, `poller`, `server`, `client`), on the load
+ * core unless `cpu` names another.
+ */
+export function benchRole(script: string, name: string, options: object = {}, cpu = CORES?.load): Child {
+  return run(process.execPath, ['--import', 'tsx', `bench/${script}`, name, JSON.stringify(options)], { cpu });
 }
 
 /** Runs a request generator role to its end and returns its result line. */

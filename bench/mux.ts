@@ -19,6 +19,7 @@ import {
   benchRole,
   type Child,
   connectClients,
+  CORES,
   HOST,
   machine,
   median,
@@ -112,8 +113,8 @@ async function pollerRole(options: PollerOptions): Promise<void> {
 // ---------------------------------------------------------------------------------------------------------------------
 // The orchestrator.
 
-function role(name: 'device' | 'poller', options: object = {}): Child {
-  return benchRole('mux.ts', name, options);
+function role(name: 'device' | 'poller', options: object = {}, cpu?: string): Child {
+  return benchRole('mux.ts', name, options, cpu);
 }
 
 async function poll(port: number, clients: number): Promise<RequestLoad> {
@@ -121,8 +122,9 @@ async function poll(port: number, clients: number): Promise<RequestLoad> {
   return runRequestLoad(poller, 'poller');
 }
 
-async function startDevice(): Promise<{ device: Child; port: number }> {
-  const device = role('device');
+/** `cpu`: the core the device runs on (the load core unless given). */
+async function startDevice(cpu?: string): Promise<{ device: Child; port: number }> {
+  const device = role('device', {}, cpu);
   await until(() => device.lines.some((l) => 'port' in l), 'the device simulator');
   return { device, port: device.lines.find((l) => 'port' in l)!.port as number };
 }
@@ -140,8 +142,10 @@ async function muxSwitchboard(devicePort: number, env: Record<string, string> = 
 async function main(): Promise<void> {
   execFileSync('npm', ['run', 'build', '--silent'], { cwd: new URL('..', import.meta.url).pathname, stdio: 'inherit' });
   const { device, port: devicePort } = await startDevice();
+  // The same serialised point with the device on switchboard's core instead of beside the pollers (see RESULTS).
+  const { device: deviceB, port: devicePortB } = CORES ? await startDevice(CORES.subject) : { device, port: devicePort };
   const raw: string[] = [];
-  const points: Record<string, RequestLoad[]> = { direct1: [], sb1: [], sb10: [], sb10x8: [] };
+  const points: Record<string, RequestLoad[]> = { direct1: [], sb1: [], sb10: [], sb10x8: [], direct1_deviceOnSubjectCore: [], sb10_deviceOnSubjectCore: [] };
   try {
     for (let repeat = 0; repeat < REPEATS; repeat++) {
       points.direct1!.push(await poll(devicePort, 1));
@@ -157,6 +161,14 @@ async function main(): Promise<void> {
       await until(() => sb8.stderr().includes('"msg":"upstream up"'), 'switchboard upstream up');
       points.sb10x8!.push(await poll(sb8.ports.tcp!, 10));
       await stop(sb8);
+
+      if (CORES) {
+        points.direct1_deviceOnSubjectCore!.push(await poll(devicePortB, 1));
+        const sbB = await muxSwitchboard(devicePortB);
+        await until(() => sbB.stderr().includes('"msg":"upstream up"'), 'switchboard upstream up');
+        points.sb10_deviceOnSubjectCore!.push(await poll(sbB.ports.tcp!, 10));
+        await stop(sbB);
+      }
     }
 
     // 1,000 idle clients: RSS of the switchboard process (two poller processes of 500).
@@ -176,7 +188,9 @@ async function main(): Promise<void> {
     for (const [name, runs] of Object.entries(points)) {
       raw.push(`- ${name}: ${runs.map((r) => `${Math.round(r.rate)} req/s (p50 ${r.p50.toFixed(3)} ms, p99 ${r.p99.toFixed(3)} ms)`).join('; ')}`);
     }
-    const mismatches = direct1.mismatches + sb1.mismatches + sb10.mismatches + sb10x8.mismatches;
+    const direct1B = CORES ? summariseRequestLoads(points.direct1_deviceOnSubjectCore!) : undefined;
+    const sb10B = CORES ? summariseRequestLoads(points.sb10_deviceOnSubjectCore!) : undefined;
+    const mismatches = direct1.mismatches + sb1.mismatches + sb10.mismatches + sb10x8.mismatches + (direct1B?.mismatches ?? 0) + (sb10B?.mismatches ?? 0);
     const ms = (x: number) => `${x.toFixed(3)} ms`;
     const body = [
       `Run on ${new Date().toISOString().slice(0, 10)} with \`npm run bench:mux\` (BENCH_SECONDS=${SECONDS}, BENCH_WARMUP_SECONDS=${WARMUP_SECONDS}, BENCH_REPEATS=${REPEATS}) on ${machine()}.`,
@@ -187,6 +201,9 @@ async function main(): Promise<void> {
       '|---|---|---|---|',
       `| 1 client: p50 switchboard − direct | ${ms(sb1.p50)} − ${ms(direct1.p50)} | ${ms(sb1.p50 - direct1.p50)} | ≤ 0.15 ms |`,
       `| 10 clients, MAX_INFLIGHT=1 vs 1 direct client | ${Math.round(sb10.rate)} vs ${Math.round(direct1.rate)} req/s | ${(sb10.rate / direct1.rate).toFixed(2)} | ≥ 0.6 (stretch 0.8) |`,
+      ...(direct1B && sb10B
+        ? [`| same, the device on switchboard's core (direct: device on core 0, client on core 1) | ${Math.round(sb10B.rate)} vs ${Math.round(direct1B.rate)} req/s | ${(sb10B.rate / direct1B.rate).toFixed(2)} | ≥ 0.6 (stretch 0.8) |`]
+        : []),
       `| 10 clients, MAX_INFLIGHT=8 vs 1 direct client | ${Math.round(sb10x8.rate)} vs ${Math.round(direct1.rate)} req/s | ${(sb10x8.rate / direct1.rate).toFixed(2)} | ≥ 1.0 |`,
       `| 1,000 idle Modbus clients: RSS | ${Math.round(idleRss)} MiB (${Math.round(idleRssBefore)} MiB before) |  | ≤ 100 MB |`,
       `| answers with a wrong transaction id or address | ${mismatches} |  | 0 |`,
@@ -200,6 +217,7 @@ async function main(): Promise<void> {
     console.log(body);
   } finally {
     await stop(device);
+    if (deviceB !== device) await stop(deviceB);
   }
 }
 

@@ -321,13 +321,16 @@ export class Dispatcher {
     const { frames, error } = this.decoder.push(chunk);
     const upstream = this.options.upstream();
     let reset = false;
-    // Requests sent while handling these replies leave in one write.
-    upstream.batch(() => {
+    const handleAll = (): void => {
       for (const frame of frames) {
         reset = !this.onReply(frame);
         if (reset) return; // the rest of this chunk belongs to the old connection
       }
-    });
+    };
+    // Requests sent while handling several replies leave in one write. One reply is not corked: its successor must reach
+    // the device before the answer is written to the client (onReply sends first), or the device idles during that write.
+    if (frames.length > 1) upstream.batch(handleAll);
+    else handleAll();
     if (error && !reset) {
       this.options.metrics.strayReplies.inc();
       upstream.reset(`malformed reply: ${error.message}`);
