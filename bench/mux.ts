@@ -190,6 +190,14 @@ async function main(): Promise<void> {
     }
     const direct1B = CORES ? summariseRequestLoads(points.direct1_deviceOnSubjectCore!) : undefined;
     const sb10B = CORES ? summariseRequestLoads(points.sb10_deviceOnSubjectCore!) : undefined;
+    // Ratios within one repeat (the direct run minutes apart from its switchboard run): this VM changes speed between
+    // repeats, so a median of paired ratios says more than a ratio of medians taken from different repeats.
+    const paired = (sb: RequestLoad[], direct: RequestLoad[]) => sb.map((run, i) => run.rate / direct[i]!.rate);
+    const pairedText = (ratios: number[]) => `${ratios.map((r) => r.toFixed(2)).join(', ')} (median ${median(ratios).toFixed(2)})`;
+    raw.push(`- paired ratios per repeat, sb10 / direct1: ${pairedText(paired(points.sb10!, points.direct1!))}; sb10x8 / direct1: ${pairedText(paired(points.sb10x8!, points.direct1!))}`);
+    if (CORES) {
+      raw.push(`- paired ratios per repeat, device on switchboard's core, sb10 / direct1: ${pairedText(paired(points.sb10_deviceOnSubjectCore!, points.direct1_deviceOnSubjectCore!))}`);
+    }
     const mismatches = direct1.mismatches + sb1.mismatches + sb10.mismatches + sb10x8.mismatches + (direct1B?.mismatches ?? 0) + (sb10B?.mismatches ?? 0);
     const ms = (x: number) => `${x.toFixed(3)} ms`;
     const body = [

@@ -138,8 +138,8 @@ function logLine(child: Child, pattern: RegExp): Record<string, unknown> | undef
   return line ? (JSON.parse(line) as Record<string, unknown>) : undefined;
 }
 
-/** Sequential visitors: from connect() to the service seeing their first byte. Returns [p50, p99] in ms. */
-async function connectToFirstByte(port: number, service: { firstByte: () => Promise<bigint> }, count: number): Promise<[number, number]> {
+/** Sequential visitors: from connect() to the service seeing their first byte, in ms, in the order measured. */
+async function connectToFirstByte(port: number, service: { firstByte: () => Promise<bigint> }, count: number): Promise<number[]> {
   const samples: number[] = [];
   for (let i = 0; i < count; i++) {
     const seen = service.firstByte();
@@ -151,8 +151,13 @@ async function connectToFirstByte(port: number, service: { firstByte: () => Prom
     samples.push(Number((await seen) - started) / 1e6);
     socket.destroy();
   }
-  samples.sort((a, b) => a - b);
-  return [samples[Math.floor(samples.length * 0.5)]!, samples[Math.min(samples.length - 1, Math.floor(samples.length * 0.99))]!];
+  return samples;
+}
+
+/** p50 and p99 of first-byte samples. */
+function firstBytePercentiles(samples: number[]): [number, number] {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return [sorted[Math.floor(sorted.length * 0.5)]!, sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]!];
 }
 
 /** A service in this process that reports when each connection's first byte arrives. */
@@ -196,18 +201,37 @@ async function retainedHeap(child: Child): Promise<number> {
 async function visitorPoints(): Promise<string[]> {
   const latency: string[] = [];
   const service = await firstByteService();
-  const [directP50, directP99] = await connectToFirstByte(service.port, service, 300);
+  const [directP50, directP99] = firstBytePercentiles(await connectToFirstByte(service.port, service, 300));
   latency.push(`| direct | ${directP50.toFixed(3)} | ${directP99.toFixed(3)} |`);
+  // The baseline with the tunnel's hop count: two plain pipe() proxies, each dialling the next per visitor.
+  const middle = await freePort();
+  const front = await freePort();
+  const proxies = [
+    run(process.execPath, ['-e', PIPE_PROXY, String(middle), String(service.port)], { cpu: CORES?.subject }),
+    run(process.execPath, ['-e', PIPE_PROXY, String(front), String(middle)], { cpu: CORES?.subject }),
+  ];
+  await until(() => proxies.every((p) => p.lines.length > 0), 'pipe proxies');
   const relayPort = await freePort();
   const relay = switchboardWithHeapProbe({ MODE: 'relay', RELAY_PORT: String(relayPort), PUBLIC_PORTS: '0', AUTH_SECRET: 'bench-secret', MAX_CLIENTS: '5000' });
   await until(() => logLine(relay, /"msg":"ready"/) !== undefined || relay.child.exitCode !== null, 'relay ready');
   const agent = switchboard({ RELAY: `${HOST}:${relayPort}`, SERVICE: `${HOST}:${service.port}`, AUTH_SECRET: 'bench-secret' });
   await until(() => logLine(agent, /"publicPort"/) !== undefined || agent.child.exitCode !== null, 'agent bound');
   const publicPort = logLine(agent, /"publicPort"/)!.publicPort as number;
-  await connectToFirstByte(publicPort, service, 50); // warm-up
-  const [p50, p99] = await connectToFirstByte(publicPort, service, 300);
+  await connectToFirstByte(front, service, 50); // warm-up
+  await connectToFirstByte(publicPort, service, 50);
+  // Interleaved in three rounds of 100, so a change of the machine's pace between phases hits both alike.
+  const viaProxies: number[] = [];
+  const viaTunnel: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    viaProxies.push(...(await connectToFirstByte(front, service, 100)));
+    viaTunnel.push(...(await connectToFirstByte(publicPort, service, 100)));
+  }
+  for (const p of proxies) await stop(p);
+  const [proxiesP50, proxiesP99] = firstBytePercentiles(viaProxies);
+  const [p50, p99] = firstBytePercentiles(viaTunnel);
+  latency.push(`| two Node pipe() proxies (the tunnel's hop count) | ${proxiesP50.toFixed(3)} | ${proxiesP99.toFixed(3)} |`);
   latency.push(`| through relay + agent | ${p50.toFixed(3)} | ${p99.toFixed(3)} |`);
-  console.log(`connect to first byte: direct p50 ${directP50.toFixed(3)} ms, tunnel p50 ${p50.toFixed(3)} ms p99 ${p99.toFixed(3)} ms`);
+  console.log(`connect to first byte: direct p50 ${directP50.toFixed(3)} ms, two pipe() proxies p50 ${proxiesP50.toFixed(3)} ms, tunnel p50 ${p50.toFixed(3)} ms p99 ${p99.toFixed(3)} ms`);
 
   const IDLE = 1000;
   const before = await retainedHeap(relay);
@@ -353,7 +377,7 @@ async function main(): Promise<void> {
     `Tunnel, ${MANY_STREAMS} streams aggregate / one stream: ${(tunnelMany.median / tunnel).toFixed(2)} (target ≥ 0.8); request/response p99 ${tunnelMany.p99.toFixed(2)} ms (target ≤ 5 ms). ` +
       `The probe sends one 16-byte request at a time, ${REQUEST_INTERVAL_MS} ms after the previous answer, and the sink process echoes it (${tunnelMany.runs.map((r) => r.samples).join(', ')} samples).`,
     '',
-    '| visitor connect → first byte at the service (300 sequential visitors) | p50 (ms) | p99 (ms) |',
+    '| visitor connect → first byte at the service (300 sequential visitors each) | p50 (ms) | p99 (ms) |',
     '|---|---|---|',
     ...latency,
     '',
