@@ -5,7 +5,8 @@
  *
  *   socat        socat -b65536 between two listening sockets (the baseline of bench:groups)
  *   pipe         a bare Node relay: the receiver's connection first, then sender.pipe(receiver), nothing else
- *   switchboard  node dist/main.js in groups mode (the App: engine, sidecar, metrics, logging)
+ *   switchboard  node dist/main.js in groups mode (the App: engine, sidecar, metrics, logging), with the GLIBC_TUNABLES it
+ *                ships with (bench/lib.ts SHIPPED_ENV); the variant `GLIBC_TUNABLES=` runs it with glibc's defaults
  *   + any variants of switchboard's environment given as NAME=VALUE[,NAME=VALUE] arguments, and `script:<path>`
  *     arguments: a relay script of one's own (e.g. the groups engine without the App) that prints {"port": n} when listening
  *

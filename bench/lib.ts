@@ -13,6 +13,17 @@ export const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 export const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 export const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 
+/**
+ * The environment switchboard ships with (the image's ENV and `npm start`): GLIBC_TUNABLES from package.json
+ * config.glibc_tunables (README "Memory and glibc"). Benchmarks measure switchboard as users run it; a caller's own
+ * GLIBC_TUNABLES (even empty) wins, as with `npm start`.
+ */
+export const SHIPPED_ENV: Record<string, string> = {
+  GLIBC_TUNABLES:
+    process.env.GLIBC_TUNABLES ??
+    (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { config: { glibc_tunables: string } }).config.glibc_tunables,
+};
+
 const children = new Set<ChildProcess>();
 const killAll = () => {
   for (const child of children) if (child.pid) try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
@@ -94,7 +105,7 @@ export async function until(predicate: () => boolean, what: string, timeoutMs = 
 export async function startSwitchboard(env: Record<string, string>): Promise<Child & { ports: Record<string, number> }> {
   const started = run(process.execPath, ['dist/main.js'], {
     cpu: CORES?.subject,
-    env: { HOST, HTTP_HOST: HOST, HTTP_PORT: '0', LOG_LEVEL: 'info', ...env },
+    env: { HOST, HTTP_HOST: HOST, HTTP_PORT: '0', LOG_LEVEL: 'info', ...SHIPPED_ENV, ...env },
   });
   // switchboard logs on stderr.
   const readyLine = () => started.stderr().split('\n').find((l) => l.includes('"msg":"ready"'));
@@ -133,7 +144,7 @@ export function median(values: number[]): number {
 
 export function machine(): string {
   const model = cpus()[0]?.model ?? 'unknown CPU';
-  return `${cpus().length} cores (${model}), ${Math.round(Number(execFileSync('awk', ['/MemTotal/ {print $2}', '/proc/meminfo']).toString()) / 1048576)} GiB, Node ${process.version}${CORES ? ', switchboard/socat pinned to core 0 and load generators to core 1 with taskset' : ', no taskset pinning'}`;
+  return `${cpus().length} cores (${model}), ${Math.round(Number(execFileSync('awk', ['/MemTotal/ {print $2}', '/proc/meminfo']).toString()) / 1048576)} GiB, Node ${process.version}${CORES ? ', switchboard/socat pinned to core 0 and load generators to core 1 with taskset' : ', no taskset pinning'}, switchboard with its shipped GLIBC_TUNABLES=${SHIPPED_ENV.GLIBC_TUNABLES || '(empty)'}`;
 }
 
 /** Replaces the `## <title>` section of bench/RESULTS.md (or appends it). */

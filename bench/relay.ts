@@ -29,6 +29,7 @@ import {
   ROOT,
   run,
   SECONDS,
+  SHIPPED_ENV,
   stop,
   until,
   WARMUP_SECONDS,
@@ -129,7 +130,7 @@ async function repeatedMany(label: string, measure: () => Promise<ManyResult>): 
 function switchboard(env: Record<string, string>): Child {
   return run(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cpu: CORES?.subject,
-    env: { HOST, HTTP_HOST: HOST, HTTP_PORT: '0', LOG_LEVEL: 'info', ...env },
+    env: { HOST, HTTP_HOST: HOST, HTTP_PORT: '0', LOG_LEVEL: 'info', ...SHIPPED_ENV, ...env },
   });
 }
 
@@ -185,7 +186,7 @@ async function firstByteService(): Promise<{ port: number; firstByte: () => Prom
 function switchboardWithHeapProbe(env: Record<string, string>): Child {
   return run(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/relays/gc-on-signal.mjs', `${ROOT}src/main.ts`], {
     cpu: CORES?.subject,
-    env: { HOST, HTTP_HOST: HOST, HTTP_PORT: '0', LOG_LEVEL: 'info', ...env },
+    env: { HOST, HTTP_HOST: HOST, HTTP_PORT: '0', LOG_LEVEL: 'info', ...SHIPPED_ENV, ...env },
   });
 }
 

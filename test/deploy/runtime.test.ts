@@ -116,8 +116,9 @@ function buildImageTree(root: string): ImageTree {
     if (keyword === 'WORKDIR') mkdirSync(resolveIn(app, workdir, content), { recursive: true });
     else if (keyword === 'ENV') {
       for (const pair of content.split(/\s+/)) {
-        const [name, value] = pair.split('=', 2) as [string, string];
-        env[name] = value;
+        // A value may contain '=' itself (GLIBC_TUNABLES=glibc.malloc.trim_threshold=…).
+        const at = pair.indexOf('=');
+        env[pair.slice(0, at)] = pair.slice(at + 1);
       }
     } else if (keyword === 'COPY') {
       const parts = content.split(/\s+/);
