@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { connectTcp, LOOPBACK, Recorder, waitFor } from './helpers.js';
 
@@ -20,7 +21,8 @@ interface Started {
 
 function start(command: string, args: string[], env: Record<string, string>): Started {
   // Only PATH and HOME from the test's environment: switchboard must not pick up settings by accident.
-  const child = spawn(command, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // detached: its own process group, so a failed test can kill `npm start` and the node it started together (killGroup).
+  const child = spawn(command, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   children.add(child);
   child.once('exit', () => children.delete(child));
   let stderr = '';
@@ -44,8 +46,17 @@ async function listenersOf(started: Started, timeoutMs = 15_000): Promise<Array<
   return started.lines().find((l) => l.msg === 'ready')!.listeners as Array<{ name: string; port: number }>;
 }
 
+/** SIGKILL cannot be forwarded by npm: the whole group goes, or its node would outlive the test and hold its pipes. */
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
 async function exitOf(child: ChildProcess, timeoutMs: number): Promise<number | null> {
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const timer = setTimeout(() => killGroup(child), timeoutMs);
   if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
   clearTimeout(timer);
   // 'exit' can come before the last output has been read; callers look at stderr next.
@@ -55,7 +66,7 @@ async function exitOf(child: ChildProcess, timeoutMs: number): Promise<number | 
 
 describe('the switchboard process', () => {
   after(() => {
-    for (const child of children) child.kill('SIGKILL');
+    for (const child of children) killGroup(child);
   });
 
   it('exits 1 before listening, with one line per bad setting naming the variable, the value and an example', async () => {
@@ -123,6 +134,15 @@ describe('the switchboard process', () => {
     const first = started.lines().find((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('starting switchboard'))!;
     assert.equal(first.profile, 'socketforwarder');
     assert.equal((first.config as Record<string, string>).TCP_PRECONFIG_ADDRESSES, 'g1:127.0.0.1:0');
+    // …and node got the GLIBC_TUNABLES that `npm start` sets (README "Memory and glibc"), read from its own environment.
+    // glibc cuts the variable at each ':' in place (NUL) while it parses it at start-up, so both forms are accepted.
+    const environ = readFileSync(`/proc/${first.pid as number}/environ`, 'utf8');
+    const { config } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { config: { glibc_tunables: string } };
+    const expected = `\0GLIBC_TUNABLES=${config.glibc_tunables}`;
+    assert.ok(
+      `\0${environ}`.includes(expected) || `\0${environ}`.includes(expected.replaceAll(':', '\0')),
+      'npm start passes GLIBC_TUNABLES to node',
+    );
     started.child.kill('SIGTERM');
     assert.equal(await exitOf(started.child, 15_000), 0);
   });
