@@ -24,6 +24,9 @@ ENV NODE_ENV=production
 # glibc"): every socket read gets a fresh 64 KiB buffer, and re-faulting trimmed pages cost bulk streams 4x their
 # throughput on our test machine. The same value as package.json's config.glibc_tunables (npm start); checked by tests.
 ENV GLIBC_TUNABLES=glibc.malloc.trim_threshold=134217728:glibc.malloc.top_pad=16777216
+# V8's young generation capped at 1 MiB (README "Memory and glibc"): frequent scavenges free those read buffers before
+# their volume starts a full mark-compact. package.json's config.node_options, like the line above.
+ENV NODE_OPTIONS=--max-semi-space-size=1
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --no-audit --no-fund

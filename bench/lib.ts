@@ -14,14 +14,14 @@ export const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 export const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 
 /**
- * The environment switchboard ships with (the image's ENV and `npm start`): GLIBC_TUNABLES from package.json
- * config.glibc_tunables (README "Memory and glibc"). Benchmarks measure switchboard as users run it; a caller's own
- * GLIBC_TUNABLES (even empty) wins, as with `npm start`.
+ * The environment switchboard ships with (the image's ENV and `npm start`): GLIBC_TUNABLES and NODE_OPTIONS from
+ * package.json config (README "Memory and glibc"). Benchmarks measure switchboard as users run it; a caller's own value
+ * (even empty) wins, as with `npm start`.
  */
+const SHIPPED_CONFIG = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { config: { glibc_tunables: string; node_options: string } }).config;
 export const SHIPPED_ENV: Record<string, string> = {
-  GLIBC_TUNABLES:
-    process.env.GLIBC_TUNABLES ??
-    (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { config: { glibc_tunables: string } }).config.glibc_tunables,
+  GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? SHIPPED_CONFIG.glibc_tunables,
+  NODE_OPTIONS: process.env.NODE_OPTIONS ?? SHIPPED_CONFIG.node_options,
 };
 
 const children = new Set<ChildProcess>();
@@ -144,7 +144,7 @@ export function median(values: number[]): number {
 
 export function machine(): string {
   const model = cpus()[0]?.model ?? 'unknown CPU';
-  return `${cpus().length} cores (${model}), ${Math.round(Number(execFileSync('awk', ['/MemTotal/ {print $2}', '/proc/meminfo']).toString()) / 1048576)} GiB, Node ${process.version}${CORES ? ', switchboard/socat pinned to core 0 and load generators to core 1 with taskset' : ', no taskset pinning'}, switchboard with its shipped GLIBC_TUNABLES=${SHIPPED_ENV.GLIBC_TUNABLES || '(empty)'}`;
+  return `${cpus().length} cores (${model}), ${Math.round(Number(execFileSync('awk', ['/MemTotal/ {print $2}', '/proc/meminfo']).toString()) / 1048576)} GiB, Node ${process.version}${CORES ? ', switchboard/socat pinned to core 0 and load generators to core 1 with taskset' : ', no taskset pinning'}, switchboard with its shipped GLIBC_TUNABLES=${SHIPPED_ENV.GLIBC_TUNABLES || '(empty)'} NODE_OPTIONS=${SHIPPED_ENV.NODE_OPTIONS || '(empty)'}`;
 }
 
 /** Replaces the `## <title>` section of bench/RESULTS.md (or appends it). */

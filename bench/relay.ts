@@ -1,8 +1,9 @@
 /**
  * npm run bench:relay — one visitor stream, bulk, through the relay and agent (two hops: visitor → relay → yamux → agent →
  * service) beside a direct connection, socat (one hop) and a two-hop chain of plain Node pipe() proxies (DESIGN §9).
- * The sender and the sink (the "service") are bench/workers processes; relay and agent are switchboard processes run from
- * src/ with tsx. BENCH_SECONDS (default 5), BENCH_WARMUP_SECONDS (2), BENCH_REPEATS (3) shorten it for a smoke run.
+ * The sender and the sink (the "service") are bench/workers processes; relay and agent are switchboard processes run as
+ * shipped (dist/main.js, built first, with bench/lib.ts SHIPPED_ENV). BENCH_SECONDS (default 5), BENCH_WARMUP_SECONDS
+ * (2), BENCH_REPEATS (3) shorten it for a smoke run.
  * Also: visitor connect to first byte at the service (p50/p99 over sequential visitors, the bench process being visitor and
  * service, so one monotonic clock), and the relay's heap per idle tunnelled visitor (retained: the relay runs under
  * bench/relays/gc-on-signal.mjs, which collects garbage before reporting). BENCH_RELAY_ONLY=visitors runs only these
@@ -128,7 +129,7 @@ async function repeatedMany(label: string, measure: () => Promise<ManyResult>): 
 }
 
 function switchboard(env: Record<string, string>): Child {
-  return run(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  return run(process.execPath, ['dist/main.js'], {
     cpu: CORES?.subject,
     env: { HOST, HTTP_HOST: HOST, HTTP_PORT: '0', LOG_LEVEL: 'info', ...SHIPPED_ENV, ...env },
   });
@@ -184,7 +185,7 @@ async function firstByteService(): Promise<{ port: number; firstByte: () => Prom
 
 /** A switchboard process whose retained heap can be read (bench/relays/gc-on-signal.mjs). */
 function switchboardWithHeapProbe(env: Record<string, string>): Child {
-  return run(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/relays/gc-on-signal.mjs', `${ROOT}src/main.ts`], {
+  return run(process.execPath, ['--expose-gc', 'bench/relays/gc-on-signal.mjs', `${ROOT}dist/main.js`], {
     cpu: CORES?.subject,
     env: { HOST, HTTP_HOST: HOST, HTTP_PORT: '0', LOG_LEVEL: 'info', ...SHIPPED_ENV, ...env },
   });
@@ -256,6 +257,8 @@ async function visitorPoints(): Promise<string[]> {
 }
 
 async function main(): Promise<void> {
+  // switchboard runs as shipped: the compiled dist/ (and bench/lib.ts SHIPPED_ENV).
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
   if (process.env.BENCH_RELAY_ONLY === 'visitors') {
     console.log((await visitorPoints()).join('\n'));
     process.exit(0);
@@ -314,8 +317,8 @@ async function main(): Promise<void> {
     if (!bound) throw new Error(`agent did not bind: ${agent.stderr()}`);
     const publicPort = bound.publicPort as number;
     commands.push(
-      `MODE=relay RELAY_PORT=${relayPort} PUBLIC_PORTS=0 AUTH_SECRET=… tsx src/main.ts`,
-      `RELAY=${HOST}:${relayPort} SERVICE=${HOST}:<sink> AUTH_SECRET=… tsx src/main.ts`,
+      `MODE=relay RELAY_PORT=${relayPort} PUBLIC_PORTS=0 AUTH_SECRET=… node dist/main.js`,
+      `RELAY=${HOST}:${relayPort} SERVICE=${HOST}:<sink> AUTH_SECRET=… node dist/main.js`,
     );
     results.push(await repeated('switchboard relay + agent (two hops, yamux)', () => oneStream(sinkPort, publicPort)));
     many.push(await repeatedMany(`switchboard relay + agent, ${MANY_STREAMS} streams`, () => manyStreams(sinkPort, publicPort)));
@@ -341,7 +344,7 @@ async function main(): Promise<void> {
       const bound = logLine(relay, /legacy tcp-relay service bound/);
       if (!bound) throw new Error(`the muxado v1 service did not bind: ${service.stderr()} ${relay.stderr()}`);
       commands.push(
-        `MODE=relay RELAY_PORT=${relayPort} PUBLIC_PORTS=0 AUTH=none tsx src/main.ts`,
+        `MODE=relay RELAY_PORT=${relayPort} PUBLIC_PORTS=0 AUTH=none node dist/main.js`,
         `muxado-service -forward ${HOST}:<sink> ${HOST}:${relayPort}   (test/interop/go/muxado-service, built by test/interop/go-build.ts)`,
       );
       legacy = await repeated('switchboard relay + tcp-relay service (two hops, muxado v1, Go)', () => oneStream(sinkPort, bound.publicPort as number));

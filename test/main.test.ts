@@ -134,15 +134,17 @@ describe('the switchboard process', () => {
     const first = started.lines().find((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('starting switchboard'))!;
     assert.equal(first.profile, 'socketforwarder');
     assert.equal((first.config as Record<string, string>).TCP_PRECONFIG_ADDRESSES, 'g1:127.0.0.1:0');
-    // …and node got the GLIBC_TUNABLES that `npm start` sets (README "Memory and glibc"), read from its own environment.
+    // …and node got the GLIBC_TUNABLES and NODE_OPTIONS that `npm start` sets (README "Memory and glibc"), read from its
+    // own environment.
     // glibc cuts the variable at each ':' in place (NUL) while it parses it at start-up, so both forms are accepted.
     const environ = readFileSync(`/proc/${first.pid as number}/environ`, 'utf8');
-    const { config } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { config: { glibc_tunables: string } };
+    const { config } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { config: { glibc_tunables: string; node_options: string } };
     const expected = `\0GLIBC_TUNABLES=${config.glibc_tunables}`;
     assert.ok(
       `\0${environ}`.includes(expected) || `\0${environ}`.includes(expected.replaceAll(':', '\0')),
       'npm start passes GLIBC_TUNABLES to node',
     );
+    assert.ok(`\0${environ}\0`.includes(`\0NODE_OPTIONS=${config.node_options}\0`), 'npm start passes NODE_OPTIONS to node');
     started.child.kill('SIGTERM');
     assert.equal(await exitOf(started.child, 15_000), 0);
   });

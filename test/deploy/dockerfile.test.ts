@@ -74,14 +74,19 @@ describe('Dockerfile', () => {
     assert.ok(env.includes('NODE_ENV=production'));
   });
 
-  it('keeps freed heap mapped with the same GLIBC_TUNABLES as `npm start`, which a user can override or empty', () => {
-    const pkg = JSON.parse(readRepoFile('package.json')) as { config: { glibc_tunables: string }; scripts: { start: string } };
-    const tunables = pkg.config.glibc_tunables;
+  it('sets the same GLIBC_TUNABLES and NODE_OPTIONS as `npm start`, which a user can override or empty', () => {
+    const pkg = JSON.parse(readRepoFile('package.json')) as { config: { glibc_tunables: string; node_options: string }; scripts: { start: string } };
+    const { glibc_tunables: tunables, node_options: nodeOptions } = pkg.config;
     assert.match(tunables, /^glibc\.malloc\.trim_threshold=\d+:glibc\.malloc\.top_pad=\d+$/);
+    assert.equal(nodeOptions, '--max-semi-space-size=1');
     const env = instructionsOf(parsed.final, 'ENV').map((i) => i.getArgumentsContent());
     assert.ok(env.includes(`GLIBC_TUNABLES=${tunables}`), 'the image sets package.json config.glibc_tunables');
-    // `${VAR-default}` (no colon): an explicitly empty GLIBC_TUNABLES switches the tuning off.
-    assert.match(pkg.scripts.start, /^GLIBC_TUNABLES=\$\{GLIBC_TUNABLES-\$npm_package_config_glibc_tunables\} node dist\/main\.js$/);
+    assert.ok(env.includes(`NODE_OPTIONS=${nodeOptions}`), 'the image sets package.json config.node_options');
+    // `${VAR-default}` (no colon): an explicitly empty value switches the tuning off.
+    assert.match(
+      pkg.scripts.start,
+      /^GLIBC_TUNABLES=\$\{GLIBC_TUNABLES-\$npm_package_config_glibc_tunables\} NODE_OPTIONS=\$\{NODE_OPTIONS-\$npm_package_config_node_options\} node dist\/main\.js$/,
+    );
   });
 
   it('starts node directly in exec form, and `docker run image server -t …` reaches main.js as arguments', () => {
