@@ -186,6 +186,7 @@ async function main(): Promise<void> {
     const sb10 = summariseRequestLoads(points.sb10!);
     const sb10x8 = summariseRequestLoads(points.sb10x8!);
     for (const [name, runs] of Object.entries(points)) {
+      if (runs.length === 0) continue; // the device-on-subject-core points need taskset and two cores
       raw.push(`- ${name}: ${runs.map((r) => `${Math.round(r.rate)} req/s (p50 ${r.p50.toFixed(3)} ms, p99 ${r.p99.toFixed(3)} ms)`).join('; ')}`);
     }
     const direct1B = CORES ? summariseRequestLoads(points.direct1_deviceOnSubjectCore!) : undefined;
