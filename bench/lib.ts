@@ -101,12 +101,20 @@ export async function until(predicate: () => boolean, what: string, timeoutMs = 
   }
 }
 
-/** switchboard from dist/ (build first), pinned to the subject core; resolves once its "ready" line shows the ports. */
-export async function startSwitchboard(env: Record<string, string>): Promise<Child & { ports: Record<string, number> }> {
-  const started = run(process.execPath, ['dist/main.js'], {
+/**
+ * switchboard from dist/ (build first) as shipped (SHIPPED_ENV), on loopback, pinned to the subject core. `nodeArgs`
+ * come before the entry point (e.g. a wrapper script that then imports dist/main.js).
+ */
+export function runSwitchboard(env: Record<string, string>, nodeArgs: string[] = ['dist/main.js']): Child {
+  return run(process.execPath, nodeArgs, {
     cpu: CORES?.subject,
     env: { HOST, HTTP_HOST: HOST, HTTP_PORT: '0', LOG_LEVEL: 'info', ...SHIPPED_ENV, ...env },
   });
+}
+
+/** runSwitchboard, resolved once its "ready" line shows the ports. */
+export async function startSwitchboard(env: Record<string, string>): Promise<Child & { ports: Record<string, number> }> {
+  const started = runSwitchboard(env);
   // switchboard logs on stderr.
   const readyLine = () => started.stderr().split('\n').find((l) => l.includes('"msg":"ready"'));
   await until(() => readyLine() !== undefined || started.child.exitCode !== null, 'switchboard to be ready');

@@ -29,8 +29,8 @@ import {
   REPEATS,
   ROOT,
   run,
+  runSwitchboard,
   SECONDS,
-  SHIPPED_ENV,
   stop,
   until,
   WARMUP_SECONDS,
@@ -53,6 +53,18 @@ net.createServer({ allowHalfOpen: true }, (c) => {
   c.pipe(u); u.pipe(c);
 }).listen(listen, '127.0.0.1', () => console.log(JSON.stringify({ listening: listen })));
 `;
+
+/** Two PIPE_PROXY processes in a row in front of `targetPort`, on the subject core; visitors connect to `front`. */
+async function startPipeProxies(targetPort: number): Promise<{ front: number; proxies: Child[] }> {
+  const middle = await freePort();
+  const front = await freePort();
+  const proxies = [
+    run(process.execPath, ['-e', PIPE_PROXY, String(middle), String(targetPort)], { cpu: CORES?.subject }),
+    run(process.execPath, ['-e', PIPE_PROXY, String(front), String(middle)], { cpu: CORES?.subject }),
+  ];
+  await until(() => proxies.every((p) => p.lines.length > 0), 'pipe proxies');
+  return { front, proxies };
+}
 
 /** A sink on its own port; the sender pushes bulk into `port`, which leads (somehow) to the sink. Returns bytes/s. */
 async function oneStream(sinkPort: number, port: number): Promise<number> {
@@ -128,13 +140,6 @@ async function repeatedMany(label: string, measure: () => Promise<ManyResult>): 
   return result;
 }
 
-function switchboard(env: Record<string, string>): Child {
-  return run(process.execPath, ['dist/main.js'], {
-    cpu: CORES?.subject,
-    env: { HOST, HTTP_HOST: HOST, HTTP_PORT: '0', LOG_LEVEL: 'info', ...SHIPPED_ENV, ...env },
-  });
-}
-
 function logLine(child: Child, pattern: RegExp): Record<string, unknown> | undefined {
   const line = child.stderr().split('\n').find((l) => pattern.test(l));
   return line ? (JSON.parse(line) as Record<string, unknown>) : undefined;
@@ -185,10 +190,7 @@ async function firstByteService(): Promise<{ port: number; firstByte: () => Prom
 
 /** A switchboard process whose retained heap can be read (bench/relays/gc-on-signal.mjs). */
 function switchboardWithHeapProbe(env: Record<string, string>): Child {
-  return run(process.execPath, ['--expose-gc', 'bench/relays/gc-on-signal.mjs', `${ROOT}dist/main.js`], {
-    cpu: CORES?.subject,
-    env: { HOST, HTTP_HOST: HOST, HTTP_PORT: '0', LOG_LEVEL: 'info', ...SHIPPED_ENV, ...env },
-  });
+  return runSwitchboard(env, ['--expose-gc', 'bench/relays/gc-on-signal.mjs', `${ROOT}dist/main.js`]);
 }
 
 /** The heap a probed switchboard retains: garbage collected first. */
@@ -206,17 +208,11 @@ async function visitorPoints(): Promise<string[]> {
   const [directP50, directP99] = firstBytePercentiles(await connectToFirstByte(service.port, service, 300));
   latency.push(`| direct | ${directP50.toFixed(3)} | ${directP99.toFixed(3)} |`);
   // The baseline with the tunnel's hop count: two plain pipe() proxies, each dialling the next per visitor.
-  const middle = await freePort();
-  const front = await freePort();
-  const proxies = [
-    run(process.execPath, ['-e', PIPE_PROXY, String(middle), String(service.port)], { cpu: CORES?.subject }),
-    run(process.execPath, ['-e', PIPE_PROXY, String(front), String(middle)], { cpu: CORES?.subject }),
-  ];
-  await until(() => proxies.every((p) => p.lines.length > 0), 'pipe proxies');
+  const { front, proxies } = await startPipeProxies(service.port);
   const relayPort = await freePort();
   const relay = switchboardWithHeapProbe({ MODE: 'relay', RELAY_PORT: String(relayPort), PUBLIC_PORTS: '0', AUTH_SECRET: 'bench-secret', MAX_CLIENTS: '5000' });
   await until(() => logLine(relay, /"msg":"ready"/) !== undefined || relay.child.exitCode !== null, 'relay ready');
-  const agent = switchboard({ RELAY: `${HOST}:${relayPort}`, SERVICE: `${HOST}:${service.port}`, AUTH_SECRET: 'bench-secret' });
+  const agent = runSwitchboard({ RELAY: `${HOST}:${relayPort}`, SERVICE: `${HOST}:${service.port}`, AUTH_SECRET: 'bench-secret' });
   await until(() => logLine(agent, /"publicPort"/) !== undefined || agent.child.exitCode !== null, 'agent bound');
   const publicPort = logLine(agent, /"publicPort"/)!.publicPort as number;
   await connectToFirstByte(front, service, 50); // warm-up
@@ -294,24 +290,19 @@ async function main(): Promise<void> {
   // two plain Node pipe() proxies in a row: the tunnel's two hops without the multiplexing
   {
     const sinkPort = await freePort();
-    const middle = await freePort();
-    const front = await freePort();
-    const second = run(process.execPath, ['-e', PIPE_PROXY, String(middle), String(sinkPort)], { cpu: CORES?.subject });
-    const first = run(process.execPath, ['-e', PIPE_PROXY, String(front), String(middle)], { cpu: CORES?.subject });
-    await until(() => first.lines.length > 0 && second.lines.length > 0, 'pipe proxies');
+    const { front, proxies } = await startPipeProxies(sinkPort);
     commands.push('two `node -e` pipe() proxies in a row (source in bench/relay.ts)');
     results.push(await repeated('two Node pipe() proxies', () => oneStream(sinkPort, front)));
-    await stop(first);
-    await stop(second);
+    for (const p of proxies) await stop(p);
   }
 
   // the tunnel
   {
     const sinkPort = await freePort();
     const relayPort = await freePort();
-    const relay = switchboard({ MODE: 'relay', RELAY_PORT: String(relayPort), PUBLIC_PORTS: '0', AUTH_SECRET: 'bench-secret', ...windowEnv });
+    const relay = runSwitchboard({ MODE: 'relay', RELAY_PORT: String(relayPort), PUBLIC_PORTS: '0', AUTH_SECRET: 'bench-secret', ...windowEnv });
     await until(() => logLine(relay, /"msg":"ready"/) !== undefined || relay.child.exitCode !== null, 'relay ready');
-    const agent = switchboard({ RELAY: `${HOST}:${relayPort}`, SERVICE: `${HOST}:${sinkPort}`, AUTH_SECRET: 'bench-secret', ...windowEnv });
+    const agent = runSwitchboard({ RELAY: `${HOST}:${relayPort}`, SERVICE: `${HOST}:${sinkPort}`, AUTH_SECRET: 'bench-secret', ...windowEnv });
     await until(() => logLine(agent, /"publicPort"/) !== undefined || agent.child.exitCode !== null, 'agent bound');
     const bound = logLine(agent, /"publicPort"/);
     if (!bound) throw new Error(`agent did not bind: ${agent.stderr()}`);
@@ -337,7 +328,7 @@ async function main(): Promise<void> {
     } else {
       const sinkPort = await freePort();
       const relayPort = await freePort();
-      const relay = switchboard({ MODE: 'relay', RELAY_PORT: String(relayPort), PUBLIC_PORTS: '0', AUTH: 'none', RELAY_LEGACY: 'auto' });
+      const relay = runSwitchboard({ MODE: 'relay', RELAY_PORT: String(relayPort), PUBLIC_PORTS: '0', AUTH: 'none', RELAY_LEGACY: 'auto' });
       await until(() => logLine(relay, /"msg":"ready"/) !== undefined || relay.child.exitCode !== null, 'relay ready');
       const service = run(build.binary, ['-forward', `${HOST}:${sinkPort}`, `${HOST}:${relayPort}`], { cpu: CORES?.subject });
       await until(() => logLine(relay, /legacy tcp-relay service bound/) !== undefined || service.child.exitCode !== null, 'legacy service bound');
