@@ -104,6 +104,22 @@ export async function waitFor(predicate: () => boolean | Promise<boolean>, what:
   }
 }
 
+/**
+ * Resolves once every reader has received at least `bytes`. The slow-client tests pace their sender with it, keeping the
+ * reading members within a window of the sender, so that only the stalled member can fall CLIENT_BUFFER_BYTES behind.
+ * Unpaced, two members that both read can drift apart without bound on a busy machine: each socket drains at its own
+ * kernel window per event-loop turn, the windows grow at different rates, and the source runs at the pace of the fastest
+ * (DESIGN §3), so a reading member was kicked now and then under CI load.
+ */
+export async function readersReach(readers: Digest[], bytes: number, timeoutMs = 30_000): Promise<void> {
+  if (readers.every((r) => r.length >= bytes)) return;
+  await waitFor(() => {
+    const gone = readers.find((r) => r.closed);
+    if (gone) throw new Error(`a reader was closed at ${gone.length} bytes, waiting for ${bytes}`);
+    return readers.every((r) => r.length >= bytes);
+  }, `the readers to reach ${bytes} bytes`, timeoutMs);
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

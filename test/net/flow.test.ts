@@ -7,12 +7,16 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { Digest, joinGroup, metric, Recorder, startApp, waitFor, waitForMembers } from '../helpers.js';
+import { Digest, joinGroup, metric, readersReach, Recorder, startApp, waitFor, waitForMembers } from '../helpers.js';
 
 const MB = 1024 * 1024;
 
-/** Writes `total` bytes of a deterministic pattern, honouring write() backpressure; resolves with the pattern's hash. */
-async function sendPattern(socket: Socket, total: number, chunkSize = 64 * 1024): Promise<string> {
+/**
+ * Writes `total` bytes of a deterministic pattern, honouring write() backpressure; resolves with the pattern's hash. With
+ * `pace`, never more than `pace.window` bytes ahead of the slowest of `pace.readers` (see readersReach).
+ */
+async function sendPattern(socket: Socket, total: number, pace?: { readers: Digest[]; window: number }): Promise<string> {
+  const chunkSize = 64 * 1024;
   const hash = createHash('sha256');
   let sent = 0;
   let counter = 0;
@@ -21,6 +25,7 @@ async function sendPattern(socket: Socket, total: number, chunkSize = 64 * 1024)
     const chunk = Buffer.alloc(size);
     for (let i = 0; i < size; i += 4) chunk.writeUInt32LE(counter++ >>> 0, i);
     hash.update(chunk);
+    if (pace) await readersReach(pace.readers, sent - pace.window);
     sent += size;
     if (!socket.write(chunk)) await new Promise((resolve) => socket.once('drain', resolve));
   }
@@ -62,15 +67,15 @@ describe('flow control', () => {
 
   for (const policy of ['disconnect', 'drop'] as const) {
     it(`applies SLOW_CLIENT=${policy} to a member that stops reading while the others receive every byte`, async () => {
-      // 16 MiB, not the 256 KiB default. Lag is measured on what switchboard holds; the kernel's socket buffers come on top
-      // and grow at different rates per socket (up to ~10 MB on loopback), so under load a member that does read can sit
-      // several MB behind another. The stalled member falls ~50 MB behind.
+      // 16 MiB, not the 256 KiB default: lag is measured on what switchboard holds, and the stalled member's kernel buffers
+      // (several MB on loopback) fill first. The sender stays within 4 MiB of the reading members, so they can never be
+      // 16 MiB behind anyone; the stalled member falls ~50 MB behind.
       const { sw, sender, others } = await setup({ CLIENT_BUFFER_BYTES: String(16 * MB), SLOW_CLIENT: policy }, 3);
       const [stalled, ...fast] = others;
       stalled!.socket.pause();
       const fastDigests = fast.map((f) => new Digest(f.socket));
       const total = 64 * MB;
-      const sentHash = await sendPattern(sender.socket, total);
+      const sentHash = await sendPattern(sender.socket, total, { readers: fastDigests, window: 4 * MB });
       await waitFor(() => fastDigests.every((d) => d.length >= total), 'the fast members to get everything', 60_000);
       for (const d of fastDigests) {
         assert.equal(d.length, total);
@@ -96,7 +101,9 @@ describe('flow control', () => {
     stalled!.socket.pause();
     const fastDigest = new Digest(fast!.socket);
     const total = 32 * MB;
-    const sentHash = await sendPattern(sender.socket, total);
+    // Paced within 512 KiB of the reading member, so that it can never hold more than the stalled one when the 2 MiB are
+    // passed.
+    const sentHash = await sendPattern(sender.socket, total, { readers: [fastDigest], window: 512 * 1024 });
     await waitFor(() => fastDigest.length >= total, 'the fast member to get everything', 60_000);
     assert.equal(fastDigest.digest(), sentHash);
     await waitForMembers(sw, 'flow', 2);
