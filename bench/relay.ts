@@ -3,7 +3,8 @@
  * service) beside a direct connection, socat (one hop) and a two-hop chain of plain Node pipe() proxies (DESIGN §9).
  * The sender and the sink (the "service") are bench/workers processes; relay and agent are switchboard processes run as
  * shipped (dist/main.js, built first, with bench/lib.ts SHIPPED_ENV). BENCH_SECONDS (default 5), BENCH_WARMUP_SECONDS
- * (2), BENCH_REPEATS (3) shorten it for a smoke run.
+ * (2), BENCH_REPEATS (3) shorten it for a smoke run. The pipe() proxies, the tunnel and the tunnel with 64 streams run side
+ * by side and are measured in turn within each repeat, so their ratios are also given per repeat (paired).
  * Also: visitor connect to first byte at the service (p50/p99 over sequential visitors, the bench process being visitor and
  * service, so one monotonic clock), and the relay's heap per idle tunnelled visitor (retained: the relay runs under
  * bench/relays/gc-on-signal.mjs, which collects garbage before reporting). BENCH_RELAY_ONLY=visitors runs only these
@@ -80,9 +81,19 @@ async function oneStream(sinkPort: number, port: number): Promise<number> {
   return bytesBetween(sink.lines, from, from + SECONDS * 1000) / SECONDS;
 }
 
-async function repeated(label: string, measure: () => Promise<number>): Promise<{ label: string; runs: number[]; median: number }> {
+async function repeated(label: string, measure: () => Promise<number>): Promise<OneResult> {
   const runs: number[] = [];
   for (let i = 0; i < REPEATS; i++) runs.push(await measure());
+  return summariseOne(label, runs);
+}
+
+interface OneResult {
+  label: string;
+  runs: number[];
+  median: number;
+}
+
+function summariseOne(label: string, runs: number[]): OneResult {
   const result = { label, runs, median: median(runs) };
   console.log(`${label}: ${result.runs.map((r) => mbps(r, 1).toFixed(0)).join(', ')} Mbit/s (median ${mbps(result.median, 1).toFixed(0)})`);
   return result;
@@ -129,15 +140,31 @@ async function manyStreams(sinkPort: number, port: number): Promise<ManyResult> 
   };
 }
 
-async function repeatedMany(label: string, measure: () => Promise<ManyResult>): Promise<{ label: string; runs: ManyResult[]; median: number; p99: number }> {
+async function repeatedMany(label: string, measure: () => Promise<ManyResult>): Promise<ManySummary> {
   const runs: ManyResult[] = [];
   for (let i = 0; i < REPEATS; i++) runs.push(await measure());
+  return summariseMany(label, runs);
+}
+
+interface ManySummary {
+  label: string;
+  runs: ManyResult[];
+  median: number;
+  p99: number;
+}
+
+function summariseMany(label: string, runs: ManyResult[]): ManySummary {
   const result = { label, runs, median: median(runs.map((r) => r.rate)), p99: median(runs.map((r) => r.p99)) };
   console.log(
     `${label}: ${runs.map((r) => mbps(r.rate, 1).toFixed(0)).join(', ')} Mbit/s (median ${mbps(result.median, 1).toFixed(0)}); ` +
       `request/response p99 ${runs.map((r) => r.p99.toFixed(2)).join(', ')} ms (median ${result.p99.toFixed(2)})`,
   );
   return result;
+}
+
+/** "a, b, c (median m)" of per-repeat ratios. */
+function pairedText(ratios: number[]): string {
+  return `${ratios.map((r) => r.toFixed(2)).join(', ')} (median ${median(ratios).toFixed(2)})`;
 }
 
 function logLine(child: Child, pattern: RegExp): Record<string, unknown> | undefined {
@@ -287,17 +314,14 @@ async function main(): Promise<void> {
     await stop(socat);
   }
 
-  // two plain Node pipe() proxies in a row: the tunnel's two hops without the multiplexing
+  // Two plain Node pipe() proxies in a row (the tunnel's two hops without the multiplexing) and the tunnel, all started
+  // first and then measured in turn within each repeat: this VM changes pace between minutes by more than the targets'
+  // margins, so each repeat gives paired ratios (tunnel / pipe proxies, 64 streams / one stream) measured side by side.
+  let paired: { tunnelVsPipes: number[]; manyVsOne: number[] };
   {
-    const sinkPort = await freePort();
-    const { front, proxies } = await startPipeProxies(sinkPort);
+    const pipeSinkPort = await freePort();
+    const { front, proxies } = await startPipeProxies(pipeSinkPort);
     commands.push('two `node -e` pipe() proxies in a row (source in bench/relay.ts)');
-    results.push(await repeated('two Node pipe() proxies', () => oneStream(sinkPort, front)));
-    for (const p of proxies) await stop(p);
-  }
-
-  // the tunnel
-  {
     const sinkPort = await freePort();
     const relayPort = await freePort();
     const relay = runSwitchboard({ MODE: 'relay', RELAY_PORT: String(relayPort), PUBLIC_PORTS: '0', AUTH_SECRET: 'bench-secret', ...windowEnv });
@@ -311,10 +335,25 @@ async function main(): Promise<void> {
       `MODE=relay RELAY_PORT=${relayPort} PUBLIC_PORTS=0 AUTH_SECRET=… node dist/main.js`,
       `RELAY=${HOST}:${relayPort} SERVICE=${HOST}:<sink> AUTH_SECRET=… node dist/main.js`,
     );
-    results.push(await repeated('switchboard relay + agent (two hops, yamux)', () => oneStream(sinkPort, publicPort)));
-    many.push(await repeatedMany(`switchboard relay + agent, ${MANY_STREAMS} streams`, () => manyStreams(sinkPort, publicPort)));
+    const pipeRuns: number[] = [];
+    const tunnelRuns: number[] = [];
+    const manyRuns: ManyResult[] = [];
+    for (let i = 0; i < REPEATS; i++) {
+      pipeRuns.push(await oneStream(pipeSinkPort, front));
+      tunnelRuns.push(await oneStream(sinkPort, publicPort));
+      manyRuns.push(await manyStreams(sinkPort, publicPort));
+      console.log(`repeat ${i + 1}: pipe() proxies, tunnel, tunnel × ${MANY_STREAMS} measured`);
+    }
+    results.push(summariseOne('two Node pipe() proxies', pipeRuns));
+    results.push(summariseOne('switchboard relay + agent (two hops, yamux)', tunnelRuns));
+    many.push(summariseMany(`switchboard relay + agent, ${MANY_STREAMS} streams`, manyRuns));
+    paired = {
+      tunnelVsPipes: tunnelRuns.map((t, i) => t / pipeRuns[i]!),
+      manyVsOne: manyRuns.map((m, i) => m.rate / tunnelRuns[i]!),
+    };
     await stop(agent);
     await stop(relay);
+    for (const p of proxies) await stop(p);
   }
 
   // legacy: a tcp-relay service (muxado v1, Go) instead of the agent
@@ -350,14 +389,14 @@ async function main(): Promise<void> {
   const tunnel = results.find((r) => r.label.includes('yamux'))!.median;
   const tunnelMany = many.find((r) => r.label.startsWith('switchboard'))!;
   const body = [
-    `Run ${new Date().toISOString().slice(0, 10)} on ${machine()}. ${SECONDS} s per point after ${WARMUP_SECONDS} s warm-up, median of ${REPEATS}.`,
+    `Run ${new Date().toISOString().slice(0, 10)} on ${machine()}. ${SECONDS} s per point after ${WARMUP_SECONDS} s warm-up, median of ${REPEATS}; the pipe() proxies, the tunnel and the tunnel with ${MANY_STREAMS} streams are measured in turn within each repeat (paired ratios below).`,
     '',
     '| path (one bulk stream, 64 KiB writes) | runs (Mbit/s) | median (Mbit/s) |',
     '|---|---|---|',
     ...results.map((r) => `| ${r.label} | ${r.runs.map((x) => mbps(x, 1).toFixed(0)).join(', ')} | ${mbps(r.median, 1).toFixed(0)} |`),
     ...(legacy ? [`| ${legacy.label} | ${legacy.runs.map((x) => mbps(x, 1).toFixed(0)).join(', ')} | ${mbps(legacy.median, 1).toFixed(0)} |`] : []),
     '',
-    `Tunnel / two pipe() proxies: ${(tunnel / twoHop).toFixed(2)} (target ≥ 0.8).`,
+    `Tunnel / two pipe() proxies: ${(tunnel / twoHop).toFixed(2)} (target ≥ 0.8); paired per repeat ${pairedText(paired.tunnelVsPipes)}.`,
     legacy
       ? `Legacy (muxado v1) / yamux tunnel: ${(legacy.median / tunnel).toFixed(2)}.`
       : `Legacy (muxado v1) row skipped: ${legacySkipped}.`,
@@ -369,7 +408,7 @@ async function main(): Promise<void> {
         `| ${r.label} | ${r.runs.map((x) => mbps(x.rate, 1).toFixed(0)).join(', ')} | ${mbps(r.median, 1).toFixed(0)} | ${r.runs.map((x) => x.p99.toFixed(2)).join(', ')} | ${r.p99.toFixed(2)} |`,
     ),
     '',
-    `Tunnel, ${MANY_STREAMS} streams aggregate / one stream: ${(tunnelMany.median / tunnel).toFixed(2)} (target ≥ 0.8); request/response p99 ${tunnelMany.p99.toFixed(2)} ms (target ≤ 5 ms). ` +
+    `Tunnel, ${MANY_STREAMS} streams aggregate / one stream: ${(tunnelMany.median / tunnel).toFixed(2)} (target ≥ 0.8; paired per repeat ${pairedText(paired.manyVsOne)}); request/response p99 ${tunnelMany.p99.toFixed(2)} ms (target ≤ 5 ms). ` +
       `The probe sends one 16-byte request at a time, ${REQUEST_INTERVAL_MS} ms after the previous answer, and the sink process echoes it (${tunnelMany.runs.map((r) => r.samples).join(', ')} samples).`,
     '',
     '| visitor connect → first byte at the service (300 sequential visitors each) | p50 (ms) | p99 (ms) |',
