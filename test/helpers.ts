@@ -112,7 +112,6 @@ export async function waitFor(predicate: () => boolean | Promise<boolean>, what:
  * (DESIGN §3), so a reading member was kicked now and then under CI load.
  */
 export async function readersReach(readers: Digest[], bytes: number, timeoutMs = 30_000): Promise<void> {
-  if (readers.every((r) => r.length >= bytes)) return;
   await waitFor(() => {
     const gone = readers.find((r) => r.closed);
     if (gone) throw new Error(`a reader was closed at ${gone.length} bytes, waiting for ${bytes}`);
