@@ -4,8 +4,9 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { cpus } from 'node:os';
+import { freePort as freePortOn } from '../test/ports.js';
 
 export const ROOT = new URL('..', import.meta.url).pathname;
 export const HOST = '127.0.0.1';
@@ -83,13 +84,7 @@ export function stop(child: Child): Promise<number | null> {
   return child.exited;
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export const freePort = (): Promise<number> => freePortOn(HOST);
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

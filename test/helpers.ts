@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { App } from '../src/app.js';
 import { loadConfig } from '../src/config/load.js';
@@ -141,12 +141,4 @@ export async function waitForMembers(app: App, group: string, count: number): Pr
   }, `${count} members in group "${group}"`);
 }
 
-/** A port nobody listens on right now (bound, then closed). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, LOOPBACK);
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { freePort } from './ports.js';

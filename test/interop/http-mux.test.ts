@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
-import { LOOPBACK, metric, waitFor } from '../helpers.js';
+import { freePort, LOOPBACK, metric, waitFor } from '../helpers.js';
 import { httpMux, type App } from '../engines/mux/http/peers.js';
 import { skipOrFail } from './go-build.js';
 
@@ -27,15 +27,6 @@ async function has(command: string, args: string[]): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = createNetServer();
-  server.listen(0, LOOPBACK);
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** curl through switchboard; prints bodies (several URLs reuse one connection). */
