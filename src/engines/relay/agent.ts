@@ -102,7 +102,6 @@ export class AgentEngine implements Engine {
     this.setState('connecting');
     const socket = connect({ host: relay.host, port: relay.port });
     this.socket = socket;
-    tuneSocket(socket);
     let failed = false;
     const onFail = (why: string): void => {
       if (failed) return;
@@ -113,6 +112,8 @@ export class AgentEngine implements Engine {
     const onConnectError = (error: Error): void => onFail(`cannot reach the relay: ${error.message}`);
     socket.once('error', onConnectError);
     socket.once('connect', () => {
+      // Tuned once connected, as every dialled socket is: set before, Node applies the options again on connect.
+      tuneSocket(socket);
       socket.off('error', onConnectError);
       // From here the session reports a lost transport ('close' below).
       socket.on('error', (error) => this.log.debug({ err: error }, 'relay socket error'));
@@ -181,7 +182,6 @@ export class AgentEngine implements Engine {
     stream.on('error', (error) => this.log.debug({ err: error }, 'visitor stream error'));
     const { service } = this.config.agent;
     const socket = connect({ host: service.host, port: service.port, allowHalfOpen: true });
-    tuneSocket(socket);
     this.services.add(socket);
     this.streams++;
     this.metrics.streamsActive.inc();
@@ -203,6 +203,7 @@ export class AgentEngine implements Engine {
     });
     socket.once('connect', () => {
       clearTimeout(timer);
+      tuneSocket(socket);
       spliced = true;
       socket.on('error', (error) => this.log.debug({ err: error }, 'service socket error'));
       splice(
