@@ -19,11 +19,15 @@ export const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
  * package.json config (README "Memory and glibc"). Benchmarks measure switchboard as users run it; a caller's own value
  * (even empty) wins, as with `npm start`.
  */
-const SHIPPED_CONFIG = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { config: { glibc_tunables: string; node_options: string } }).config;
+const SHIPPED_CONFIG = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { config: { glibc_tunables: string; node_options: string; node_flags: string } }
+).config;
 export const SHIPPED_ENV: Record<string, string> = {
   GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? SHIPPED_CONFIG.glibc_tunables,
   NODE_OPTIONS: process.env.NODE_OPTIONS ?? SHIPPED_CONFIG.node_options,
 };
+/** The node flags `npm start` and the image put before dist/main.js (V8 refuses them in NODE_OPTIONS); BENCH_NODE_FLAGS replaces them. */
+export const SHIPPED_NODE_FLAGS: string[] = (process.env.BENCH_NODE_FLAGS ?? SHIPPED_CONFIG.node_flags).split(' ').filter((f) => f !== '');
 
 const children = new Set<ChildProcess>();
 const killAll = () => {
@@ -97,11 +101,12 @@ export async function until(predicate: () => boolean, what: string, timeoutMs = 
 }
 
 /**
- * switchboard from dist/ (build first) as shipped (SHIPPED_ENV), on loopback, pinned to the subject core. `nodeArgs`
- * come before the entry point (e.g. a wrapper script that then imports dist/main.js).
+ * switchboard from dist/ (build first) as shipped (SHIPPED_NODE_FLAGS, SHIPPED_ENV), on loopback, pinned to the subject
+ * core. `nodeArgs` follow the shipped flags and end with the entry point (e.g. a wrapper script that then imports
+ * dist/main.js).
  */
 export function runSwitchboard(env: Record<string, string>, nodeArgs: string[] = ['dist/main.js']): Child {
-  return run(process.execPath, nodeArgs, {
+  return run(process.execPath, [...SHIPPED_NODE_FLAGS, ...nodeArgs], {
     cpu: CORES?.subject,
     env: { HOST, HTTP_HOST: HOST, HTTP_PORT: '0', LOG_LEVEL: 'info', ...SHIPPED_ENV, ...env },
   });
@@ -147,7 +152,7 @@ export function median(values: number[]): number {
 
 export function machine(): string {
   const model = cpus()[0]?.model ?? 'unknown CPU';
-  return `${cpus().length} cores (${model}), ${Math.round(Number(execFileSync('awk', ['/MemTotal/ {print $2}', '/proc/meminfo']).toString()) / 1048576)} GiB, Node ${process.version}${CORES ? ', switchboard/socat pinned to core 0 and load generators to core 1 with taskset' : ', no taskset pinning'}, switchboard with its shipped GLIBC_TUNABLES=${SHIPPED_ENV.GLIBC_TUNABLES || '(empty)'} NODE_OPTIONS=${SHIPPED_ENV.NODE_OPTIONS || '(empty)'}`;
+  return `${cpus().length} cores (${model}), ${Math.round(Number(execFileSync('awk', ['/MemTotal/ {print $2}', '/proc/meminfo']).toString()) / 1048576)} GiB, Node ${process.version}${CORES ? ', switchboard/socat pinned to core 0 and load generators to core 1 with taskset' : ', no taskset pinning'}, switchboard with its shipped GLIBC_TUNABLES=${SHIPPED_ENV.GLIBC_TUNABLES || '(empty)'} NODE_OPTIONS=${SHIPPED_ENV.NODE_OPTIONS || '(empty)'} and node flags ${SHIPPED_NODE_FLAGS.join(' ') || '(none)'}`;
 }
 
 /** Replaces the `## <title>` section of bench/RESULTS.md (or appends it). */

@@ -138,13 +138,16 @@ describe('the switchboard process', () => {
     // own environment.
     // glibc cuts the variable at each ':' in place (NUL) while it parses it at start-up, so both forms are accepted.
     const environ = readFileSync(`/proc/${first.pid as number}/environ`, 'utf8');
-    const { config } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { config: { glibc_tunables: string; node_options: string } };
+    const { config } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { config: { glibc_tunables: string; node_options: string; node_flags: string } };
     const expected = `\0GLIBC_TUNABLES=${config.glibc_tunables}`;
     assert.ok(
       `\0${environ}`.includes(expected) || `\0${environ}`.includes(expected.replaceAll(':', '\0')),
       'npm start passes GLIBC_TUNABLES to node',
     );
     assert.ok(`\0${environ}\0`.includes(`\0NODE_OPTIONS=${config.node_options}\0`), 'npm start passes NODE_OPTIONS to node');
+    // …and the node flags (V8 refuses them in NODE_OPTIONS), read from its command line.
+    const argv = readFileSync(`/proc/${first.pid as number}/cmdline`, 'utf8').split('\0');
+    assert.deepEqual(argv.slice(1, 1 + config.node_flags.split(' ').length + 1), [...config.node_flags.split(' '), 'dist/main.js']);
     started.child.kill('SIGTERM');
     assert.equal(await exitOf(started.child, 15_000), 0);
   });

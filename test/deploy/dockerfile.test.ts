@@ -85,20 +85,23 @@ describe('Dockerfile', () => {
     // `${VAR-default}` (no colon): an explicitly empty value switches the tuning off.
     assert.match(
       pkg.scripts.start,
-      /^GLIBC_TUNABLES=\$\{GLIBC_TUNABLES-\$npm_package_config_glibc_tunables\} NODE_OPTIONS=\$\{NODE_OPTIONS-\$npm_package_config_node_options\} node dist\/main\.js$/,
+      /^GLIBC_TUNABLES=\$\{GLIBC_TUNABLES-\$npm_package_config_glibc_tunables\} NODE_OPTIONS=\$\{NODE_OPTIONS-\$npm_package_config_node_options\} node \$npm_package_config_node_flags dist\/main\.js$/,
     );
   });
 
-  it('starts node directly in exec form, and `docker run image server -t …` reaches main.js as arguments', () => {
-    assert.deepEqual(startCommand(parsed), ['node', 'dist/main.js']);
+  it('starts node directly in exec form, with the node flags of `npm start`, and `docker run image server -t …` reaches main.js as arguments', () => {
+    const pkg = JSON.parse(readRepoFile('package.json')) as { config: { node_flags: string } };
+    assert.equal(pkg.config.node_flags, '--initial-heap-size=64');
+    const node = ['node', ...pkg.config.node_flags.split(' '), 'dist/main.js'];
+    assert.deepEqual(startCommand(parsed), node);
     // Docker: arguments after the image name replace CMD and follow ENTRYPOINT.
     const tcpMultiplexer = ['server', '-t', 'host:502', '-p', 'modbus', '-l', '8000'];
-    assert.deepEqual(startCommand(parsed, tcpMultiplexer), ['node', 'dist/main.js', ...tcpMultiplexer]);
+    assert.deepEqual(startCommand(parsed, tcpMultiplexer), [...node, ...tcpMultiplexer]);
     // The ENTRYPOINT must be the image's own: the base image's docker-entrypoint.sh runs under dash, which drops
     // SocketForwarder's dotted names, and would turn `server` into `node server`.
     const entrypoint = instructionsOf(parsed.final, 'ENTRYPOINT');
     assert.equal(entrypoint.length, 1);
-    assert.deepEqual(execForm(entrypoint[0]!.getArgumentsContent()!, 'ENTRYPOINT'), ['node', 'dist/main.js']);
+    assert.deepEqual(execForm(entrypoint[0]!.getArgumentsContent()!, 'ENTRYPOINT'), node);
     // dist/main.js is what the build emits: tsconfig.build.json compiles src/ into dist/, and package.json agrees.
     const buildConfig = JSON.parse(readRepoFile('tsconfig.build.json')) as { compilerOptions: { rootDir: string; outDir: string } };
     assert.deepEqual([buildConfig.compilerOptions.rootDir, buildConfig.compilerOptions.outDir], ['src', 'dist']);
