@@ -90,6 +90,28 @@ async function repeat(name: string, measure: () => Promise<number>): Promise<{ r
   return { runs, median: median(runs) };
 }
 
+/**
+ * Two points measured in turn within each repeat (a, b, a, b, …): their ratio then compares runs of the same minutes,
+ * on a VM whose pace drifts by more than the targets' margins.
+ */
+async function repeatInTurn(
+  a: { name: string; measure: () => Promise<number> },
+  b: { name: string; measure: () => Promise<number> },
+): Promise<[{ runs: number[]; median: number }, { runs: number[]; median: number }]> {
+  const runsA: number[] = [];
+  const runsB: number[] = [];
+  for (let i = 0; i < REPEATS; i++) {
+    for (const [point, runs] of [[a, runsA], [b, runsB]] as const) {
+      runs.push(await point.measure());
+      process.stdout.write(`  ${point.name} run ${i + 1}: ${mbps(runs.at(-1)!, 1).toFixed(0)} Mbit/s\n`);
+    }
+  }
+  return [
+    { runs: runsA, median: median(runsA) },
+    { runs: runsB, median: median(runsB) },
+  ];
+}
+
 const fmt = (bytesPerSecond: number) => `${mbps(bytesPerSecond, 1).toFixed(0)} Mbit/s`;
 const runsText = (r: { runs: number[] }) => r.runs.map(fmt).join(', ');
 
@@ -105,10 +127,11 @@ async function main(): Promise<void> {
   const socat = await repeat('socat 1→1', socatOneToOne);
   const one = await repeat('switchboard 1→1', () => groupsFanout(1));
   const hundred = await repeat('switchboard 1→100 (aggregate)', () => groupsFanout(100));
-  const stalled = await repeat('switchboard 1→100 with 1 stalled, SLOW_CLIENT=drop (others, aggregate)', () =>
-    groupsFanout(100, { SLOW_CLIENT: 'drop' }, 1),
+  const [stalled, hundredDrop] = await repeatInTurn(
+    { name: 'switchboard 1→100 with 1 stalled, SLOW_CLIENT=drop (others, aggregate)', measure: () => groupsFanout(100, { SLOW_CLIENT: 'drop' }, 1) },
+    { name: 'switchboard 1→100, SLOW_CLIENT=drop, none stalled (aggregate)', measure: () => groupsFanout(100, { SLOW_CLIENT: 'drop' }) },
   );
-  const hundredDrop = await repeat('switchboard 1→100, SLOW_CLIENT=drop, none stalled (aggregate)', () => groupsFanout(100, { SLOW_CLIENT: 'drop' }));
+  const stalledPaired = stalled.runs.map((r, i) => (r / hundredDrop.runs[i]!).toFixed(2)).join(', ');
   const latencies: LatencyStats[] = [];
   for (let i = 0; i < REPEATS; i++) {
     latencies.push(await latency(100));
@@ -140,7 +163,7 @@ Raw runs (bytes after the warm-up, divided by ${SECONDS} s):
 - switchboard 1→1: ${runsText(one)}
 - switchboard 1→100 (2 receiver processes × 50), 64 KiB chunks: ${runsText(hundred)}
 - switchboard 1→100, SLOW_CLIENT=drop, none stalled: ${runsText(hundredDrop)}
-- switchboard 1→100, SLOW_CLIENT=drop, 1 stalled (the 99 others): ${runsText(stalled)}
+- switchboard 1→100, SLOW_CLIENT=drop, 1 stalled (the 99 others): ${runsText(stalled)}; measured in turn with the point above, paired ratios ${stalledPaired}
 - latency p99 per run: ${latencies.map((l) => `${l.p99.toFixed(2)} ms (${l.count} messages)`).join(', ')}
 - RSS: ${rss.idle.toFixed(0)} MiB idle, ${rss.loaded.toFixed(0)} MiB with 10,000 members in 100 groups (4 client processes × 2,500)
 
