@@ -147,7 +147,8 @@ describe('the switchboard process', () => {
     assert.ok(`\0${environ}\0`.includes(`\0NODE_OPTIONS=${config.node_options}\0`), 'npm start passes NODE_OPTIONS to node');
     // …and the node flags (V8 refuses them in NODE_OPTIONS), read from its command line.
     const argv = readFileSync(`/proc/${first.pid as number}/cmdline`, 'utf8').split('\0');
-    assert.deepEqual(argv.slice(1, 1 + config.node_flags.split(' ').length + 1), [...config.node_flags.split(' '), 'dist/main.js']);
+    const flags = config.node_flags.split(' ');
+    assert.deepEqual(argv.slice(1, flags.length + 2), [...flags, 'dist/main.js']);
     started.child.kill('SIGTERM');
     assert.equal(await exitOf(started.child, 15_000), 0);
   });

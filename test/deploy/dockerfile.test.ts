@@ -31,6 +31,12 @@ import {
 
 const DOCKERFILE = readRepoFile('Dockerfile');
 const parsed = parseDockerfile(DOCKERFILE);
+/** What `npm start` runs, which the image must match. */
+const pkg = JSON.parse(readRepoFile('package.json')) as {
+  main: string;
+  config: { glibc_tunables: string; node_options: string; node_flags: string };
+  scripts: { start: string };
+};
 const runCommands = (stageIndex: number) =>
   instructionsOf(parsed.stages[stageIndex]!, 'RUN').map((i) => i.getArgumentsContent() ?? '');
 
@@ -75,7 +81,6 @@ describe('Dockerfile', () => {
   });
 
   it('sets the same GLIBC_TUNABLES and NODE_OPTIONS as `npm start`, which a user can override or empty', () => {
-    const pkg = JSON.parse(readRepoFile('package.json')) as { config: { glibc_tunables: string; node_options: string }; scripts: { start: string } };
     const { glibc_tunables: tunables, node_options: nodeOptions } = pkg.config;
     assert.match(tunables, /^glibc\.malloc\.trim_threshold=\d+:glibc\.malloc\.top_pad=\d+$/);
     assert.equal(nodeOptions, '--max-semi-space-size=1');
@@ -90,7 +95,6 @@ describe('Dockerfile', () => {
   });
 
   it('starts node directly in exec form, with the node flags of `npm start`, and `docker run image server -t …` reaches main.js as arguments', () => {
-    const pkg = JSON.parse(readRepoFile('package.json')) as { config: { node_flags: string } };
     assert.equal(pkg.config.node_flags, '--initial-heap-size=64');
     const node = ['node', ...pkg.config.node_flags.split(' '), 'dist/main.js'];
     assert.deepEqual(startCommand(parsed), node);
@@ -106,7 +110,7 @@ describe('Dockerfile', () => {
     const buildConfig = JSON.parse(readRepoFile('tsconfig.build.json')) as { compilerOptions: { rootDir: string; outDir: string } };
     assert.deepEqual([buildConfig.compilerOptions.rootDir, buildConfig.compilerOptions.outDir], ['src', 'dist']);
     assert.ok(existsSync(join(ROOT, 'src/main.ts')));
-    assert.equal((JSON.parse(readRepoFile('package.json')) as { main: string }).main, 'dist/main.js');
+    assert.equal(pkg.main, 'dist/main.js');
   });
 
   it('has a HEALTHCHECK on /livez that needs no curl and follows HTTP_PORT', () => {
