@@ -60,7 +60,6 @@ export class Metrics {
   readonly upstreamReconnects: Counter;
   readonly requests: Counter<'protocol' | 'outcome'>;
   readonly requestDuration: Histogram;
-  readonly queueDepth: Gauge;
   readonly slowClients: Counter<'policy'>;
   readonly strayReplies: Counter;
   readonly tunnelsActive: Gauge;
@@ -68,6 +67,8 @@ export class Metrics {
 
   /** Set by the groups engine: member count per group id, read at scrape time. */
   groupMembersSource: (() => ReadonlyMap<string, number>) | undefined;
+  /** Set by the mux engines: requests waiting for the upstream, read at scrape time (a set() per request allocated). */
+  queueDepthSource: (() => number) | undefined;
 
   constructor(readonly mode: string) {
     const registers = [this.registry];
@@ -159,7 +160,14 @@ export class Metrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
-    this.queueDepth = new Gauge({ name: `${METRIC_PREFIX}queue_depth`, help: 'Requests waiting for the upstream', registers });
+    new Gauge({
+      name: `${METRIC_PREFIX}queue_depth`,
+      help: 'Requests waiting for the upstream',
+      registers,
+      collect() {
+        this.set(metrics.queueDepthSource?.() ?? 0);
+      },
+    });
     this.slowClients = new Counter({
       name: `${METRIC_PREFIX}slow_clients_total`,
       help: 'Receivers that fell CLIENT_BUFFER_BYTES behind (or were furthest behind past MAX_BUFFERED_BYTES), by policy applied',

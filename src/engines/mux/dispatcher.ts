@@ -81,7 +81,7 @@ export interface MuxRequest {
   upstreamId: number;
   /** The unit id the device sees (UNIT_MAP applied; the client's own when unmapped). */
   readonly upstreamUnit: number;
-  /** Modbus FC 1-4: the coalescing and cache key, on the device unit. */
+  /** Modbus FC 1-4 with COALESCE or CACHE_TTL_MS on: the coalescing and cache key, on the device unit. */
   readonly readKey: string | undefined;
   /** Modbus: the request may change the device (read-your-writes, cache invalidation). */
   readonly changesState: boolean;
@@ -108,6 +108,8 @@ interface ModbusRules {
   readonly unitMap: ReadonlyMap<number, number>;
   readonly coalescing: CoalescingIndex<MuxRequest> | undefined;
   readonly cache: ReadCache | undefined;
+  /** Coalescing or the cache is on: reads get a key (MuxRequest.readKey). */
+  readonly keysReads: boolean;
 }
 
 export interface DispatcherOptions {
@@ -154,6 +156,7 @@ export class Dispatcher {
         unitMap: config.unitMap,
         coalescing: config.coalesce ? new CoalescingIndex<MuxRequest>() : undefined,
         cache: config.cacheTtlMs > 0 ? new ReadCache(config.cacheTtlMs) : undefined,
+        keysReads: config.coalesce || config.cacheTtlMs > 0,
       };
     }
   }
@@ -186,7 +189,8 @@ export class Dispatcher {
       state: 'queued',
       upstreamId: 0,
       upstreamUnit,
-      readKey: pdu === undefined ? undefined : readRequestKey(upstreamUnit, pdu),
+      // Only the cache and coalescing look reads up by key; without them the key would be a string built for nothing.
+      readKey: modbus?.keysReads ? readRequestKey(upstreamUnit, pdu!) : undefined,
       changesState: pdu !== undefined && changesState(pdu),
       counted: false,
       sentTick: 0,
@@ -225,7 +229,6 @@ export class Dispatcher {
       modbus.coalescing.add(request.readKey, request);
       request.indexed = true;
     }
-    this.options.metrics.queueDepth.set(this.queue.size);
     this.pump();
   }
 
@@ -265,7 +268,6 @@ export class Dispatcher {
       }
       this.send(request, upstream);
     }
-    this.options.metrics.queueDepth.set(this.queue.size);
   }
 
   private send(request: MuxRequest, upstream: Upstream): void {
@@ -417,7 +419,6 @@ export class Dispatcher {
     }
     if (request.state === 'queued') {
       this.queue.remove(request.client, request);
-      this.options.metrics.queueDepth.set(this.queue.size);
       this.expireQueued(request);
       return;
     }
@@ -474,7 +475,6 @@ export class Dispatcher {
       next.indexed = true;
     }
     this.queue.insert(next.client, next, (queued) => queued.arrivedAt > next.arrivedAt);
-    this.options.metrics.queueDepth.set(this.queue.size);
   }
 
   /** A follower leaves its leader (its own deadline, or its client left). */
@@ -529,7 +529,6 @@ export class Dispatcher {
   /** Every queued request fails at once (upstream unreachable, or shutdown), and its followers with it. */
   failQueued(code: GatewayFailure, outcome: Outcome): void {
     for (const request of this.queue.drainAll()) this.fail(request, code, outcome);
-    this.options.metrics.queueDepth.set(this.queue.size);
   }
 
   /**
@@ -546,7 +545,6 @@ export class Dispatcher {
       this.detach(request);
       this.complete(request, null, 'client_gone');
     }
-    this.options.metrics.queueDepth.set(this.queue.size);
   }
 
   stop(): void {

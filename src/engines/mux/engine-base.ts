@@ -68,10 +68,13 @@ export abstract class MuxEngineBase<C extends MuxClientRecord> implements Engine
       },
     });
     metrics.upstreamUp.set(0);
+    metrics.queueDepthSource = () => this.queued;
   }
 
   /** A new client connection (not called while draining). */
   protected abstract accept(socket: Socket): void;
+  /** Requests waiting for the upstream (metric queue_depth). */
+  protected abstract get queued(): number;
   /** Requests queued or in flight: a drain waits for them. */
   protected abstract get unfinished(): number;
   /** Requests in flight: the upstream is not closed as idle under them. */

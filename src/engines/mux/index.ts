@@ -122,6 +122,10 @@ export class MuxEngine extends MuxEngineBase<MuxClient> {
     };
   }
 
+  protected get queued(): number {
+    return this.dispatcher.queued;
+  }
+
   protected get unfinished(): number {
     return this.dispatcher.queued + this.dispatcher.outstanding;
   }

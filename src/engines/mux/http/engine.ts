@@ -36,6 +36,10 @@ export class HttpMuxEngine extends MuxEngineBase<HttpClient> {
     return { protocol: 'http', queued: this.scheduler.queued, inflight: this.scheduler.inflight };
   }
 
+  protected get queued(): number {
+    return this.scheduler.queued;
+  }
+
   protected get unfinished(): number {
     return this.scheduler.queued + this.scheduler.inflight;
   }

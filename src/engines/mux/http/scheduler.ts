@@ -89,7 +89,6 @@ export class HttpScheduler implements Omit<HttpClientHost, 'left'> {
     this.pump();
     // Started at once (the common case): no deadline timer to arm and clear.
     if (request.state === 'queued') request.timer = setTimeout(() => this.expire(request), Math.max(0, request.deadlineAt - performance.now()));
-    this.options.metrics.queueDepth.set(this.queued);
   }
 
   forward(wire: Buffer): void {
@@ -128,7 +127,6 @@ export class HttpScheduler implements Omit<HttpClientHost, 'left'> {
       // The rest of its response (or of its request) is still on the wire: only a new connection is clean.
       this.abort(exchange, 502, 'client_gone', '', 'a client left during its exchange');
     }
-    this.options.metrics.queueDepth.set(this.queued);
     this.pump();
   }
 
@@ -166,7 +164,6 @@ export class HttpScheduler implements Omit<HttpClientHost, 'left'> {
     this.decoder = this.newDecoder();
     this.servedOnConnection = 0;
     if (this.options.upstream().state === 'backoff') this.failQueued(502, 'unavailable', DETAIL.unavailable);
-    this.options.metrics.queueDepth.set(this.queued);
   }
 
   onUpstreamData(chunk: Buffer): void {
@@ -242,7 +239,6 @@ export class HttpScheduler implements Omit<HttpClientHost, 'left'> {
     this.retry = undefined;
     all.push(...this.queue.drainAll());
     for (const request of all) this.fail(request, status, outcome, detail);
-    this.options.metrics.queueDepth.set(this.queued);
   }
 
   /** Shutdown: what is still queued or exchanged ends as client_gone (the clients are being closed). */
@@ -257,7 +253,6 @@ export class HttpScheduler implements Omit<HttpClientHost, 'left'> {
       this.endExchange(exchange);
       this.complete(exchange.request, 'client_gone');
     }
-    this.options.metrics.queueDepth.set(0);
   }
 
   // ------------------------------------------------------------------------------------------------------ internals
@@ -273,7 +268,6 @@ export class HttpScheduler implements Omit<HttpClientHost, 'left'> {
       if (!this.gap.ready()) return;
       const request = this.retry ?? this.queue.shift()!;
       if (request === this.retry) this.retry = undefined;
-      this.options.metrics.queueDepth.set(this.queued);
       if (request.deadlineAt - performance.now() < TIMER_RESOLUTION_MS) {
         // Its deadline is (all but) due and its timer has not run yet: answered now and never sent (DESIGN §5).
         this.fail(request, 504, 'timeout', DETAIL.deadline);
@@ -365,7 +359,6 @@ export class HttpScheduler implements Omit<HttpClientHost, 'left'> {
   private unqueue(request: HttpRequest): void {
     if (this.retry === request) this.retry = undefined;
     else this.queue.remove(request.client, request);
-    this.options.metrics.queueDepth.set(this.queued);
   }
 
   private retryable(exchange: Exchange): boolean {
