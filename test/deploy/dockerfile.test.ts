@@ -95,7 +95,7 @@ describe('Dockerfile', () => {
   });
 
   it('starts node directly in exec form, with the node flags of `npm start`, and `docker run image server -t …` reaches main.js as arguments', () => {
-    assert.equal(pkg.config.node_flags, '--initial-heap-size=64');
+    assert.equal(pkg.config.node_flags, '--initial-heap-size=64 --no-allocation-site-pretenuring');
     const node = ['node', ...pkg.config.node_flags.split(' '), 'dist/main.js'];
     assert.deepEqual(startCommand(parsed), node);
     // Docker: arguments after the image name replace CMD and follow ENTRYPOINT.
