@@ -11,8 +11,13 @@
  *   10 clients, MAX_INFLIGHT=8 (the device answers pipelined requests): ≥ 1.0 × one direct client's
  *   1,000 idle Modbus clients: RSS ≤ 100 MB
  * "Direct" is the generator alone against the device, so it also shows the generator is not the bottleneck.
+ * References (no target): the same 10 clients through a minimal mux in Node and in C (bench/relays/mux-minimal.*), on
+ * switchboard's core, in turn with switchboard in each repeat: the floor under the serialised point on this machine.
  */
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { encodeModbusTcp, ModbusTcpDecoder } from '../src/protocols/modbus-tcp.js';
 import { ModbusDevice, registerValue } from '../src/sim/modbus-device.js';
 import {
@@ -129,6 +134,39 @@ async function startDevice(cpu?: string): Promise<{ device: Child; port: number 
   return { device, port: device.lines.find((l) => 'port' in l)!.port as number };
 }
 
+/**
+ * The reference muxes (bench/relays/mux-minimal.*) on switchboard's core: the least a mux must do, in Node and in C, with
+ * the same device, pollers and cores. They show how much of the gap to the direct client is the machine's.
+ */
+async function startReference(command: string, args: string[]): Promise<{ child: Child; port: number }> {
+  const child = run(command, args, { cpu: CORES?.subject });
+  await until(() => child.lines.some((l) => 'port' in l) || child.child.exitCode !== null, `${command} to listen`);
+  const port = child.lines.find((l) => 'port' in l)?.port as number | undefined;
+  if (port === undefined) throw new Error(`${command} did not start: ${child.stderr()}`);
+  return { child, port };
+}
+
+/** Builds the C reference; undefined (and the reason printed) when there is no C compiler. */
+function buildCReference(directory: string): string | undefined {
+  const binary = join(directory, 'mux-minimal');
+  try {
+    execFileSync('cc', ['-O2', '-o', binary, 'bench/relays/mux-minimal.c'], { cwd: new URL('..', import.meta.url).pathname, stdio: 'pipe' });
+    return binary;
+  } catch (error) {
+    console.error(`the C reference mux is skipped: cc failed (${(error as Error).message.split('\n')[0]})`);
+    return undefined;
+  }
+}
+
+async function pollReference(command: string, args: string[]): Promise<RequestLoad> {
+  const reference = await startReference(command, args);
+  try {
+    return await poll(reference.port, 10);
+  } finally {
+    await stop(reference.child);
+  }
+}
+
 async function muxSwitchboard(devicePort: number, env: Record<string, string> = {}) {
   const sb = await startSwitchboard({
     TARGET: `${HOST}:${devicePort}`,
@@ -145,17 +183,32 @@ async function main(): Promise<void> {
   // The same serialised point with the device on switchboard's core instead of beside the pollers (see RESULTS).
   const { device: deviceB, port: devicePortB } = CORES ? await startDevice(CORES.subject) : { device, port: devicePort };
   const raw: string[] = [];
-  const points: Record<string, RequestLoad[]> = { direct1: [], sb1: [], sb10: [], sb10x8: [], direct1_deviceOnSubjectCore: [], sb10_deviceOnSubjectCore: [] };
+  const buildDirectory = mkdtempSync(join(tmpdir(), 'bench-mux-'));
+  const cReference = buildCReference(buildDirectory);
+  const points: Record<string, RequestLoad[]> = {
+    direct1: [],
+    sb1: [],
+    sb10: [],
+    minimalNode10: [],
+    minimalC10: [],
+    sb10x8: [],
+    direct1_deviceOnSubjectCore: [],
+    sb10_deviceOnSubjectCore: [],
+  };
   try {
     for (let repeat = 0; repeat < REPEATS; repeat++) {
+      // The serialised points of one repeat back to back (direct, switchboard, the references): this VM's pace drifts.
       points.direct1!.push(await poll(devicePort, 1));
 
       const sb = await muxSwitchboard(devicePort);
       // Startup log lines come before "ready"; wait for "upstream up" too.
       await until(() => sb.stderr().includes('"msg":"upstream up"'), 'switchboard upstream up');
-      points.sb1!.push(await poll(sb.ports.tcp!, 1));
       points.sb10!.push(await poll(sb.ports.tcp!, 10));
+      points.sb1!.push(await poll(sb.ports.tcp!, 1));
       await stop(sb);
+
+      points.minimalNode10!.push(await pollReference(process.execPath, ['bench/relays/mux-minimal.cjs', String(devicePort)]));
+      if (cReference) points.minimalC10!.push(await pollReference(cReference, [String(devicePort)]));
 
       const sb8 = await muxSwitchboard(devicePort, { MAX_INFLIGHT: '8' });
       await until(() => sb8.stderr().includes('"msg":"upstream up"'), 'switchboard upstream up');
@@ -196,10 +249,15 @@ async function main(): Promise<void> {
     const paired = (sb: RequestLoad[], direct: RequestLoad[]) => sb.map((run, i) => run.rate / direct[i]!.rate);
     const pairedText = (ratios: number[]) => `${ratios.map((r) => r.toFixed(2)).join(', ')} (median ${median(ratios).toFixed(2)})`;
     raw.push(`- paired ratios per repeat, sb10 / direct1: ${pairedText(paired(points.sb10!, points.direct1!))}; sb10x8 / direct1: ${pairedText(paired(points.sb10x8!, points.direct1!))}`);
+    const minimalNode10 = summariseRequestLoads(points.minimalNode10!);
+    const minimalC10 = cReference ? summariseRequestLoads(points.minimalC10!) : undefined;
+    raw.push(`- paired ratios per repeat, minimalNode10 / direct1: ${pairedText(paired(points.minimalNode10!, points.direct1!))}; sb10 / minimalNode10: ${pairedText(paired(points.sb10!, points.minimalNode10!))}`);
+    if (minimalC10) raw.push(`- paired ratios per repeat, minimalC10 / direct1: ${pairedText(paired(points.minimalC10!, points.direct1!))}`);
     if (CORES) {
       raw.push(`- paired ratios per repeat, device on switchboard's core, sb10 / direct1: ${pairedText(paired(points.sb10_deviceOnSubjectCore!, points.direct1_deviceOnSubjectCore!))}`);
     }
-    const mismatches = direct1.mismatches + sb1.mismatches + sb10.mismatches + sb10x8.mismatches + (direct1B?.mismatches ?? 0) + (sb10B?.mismatches ?? 0);
+    const mismatches = [direct1, sb1, sb10, sb10x8, minimalNode10, minimalC10, direct1B, sb10B].reduce((sum, load) => sum + (load?.mismatches ?? 0), 0);
+    const ratioOfMedians = (a: RequestLoad, b: RequestLoad) => (a.rate / b.rate).toFixed(2);
     const ms = (x: number) => `${x.toFixed(3)} ms`;
     const body = [
       `Run on ${new Date().toISOString().slice(0, 10)} with \`npm run bench:mux\` (BENCH_SECONDS=${SECONDS}, BENCH_WARMUP_SECONDS=${WARMUP_SECONDS}, BENCH_REPEATS=${REPEATS}) on ${machine()}.`,
@@ -213,6 +271,10 @@ async function main(): Promise<void> {
       ...(direct1B && sb10B
         ? [`| same, the device on switchboard's core (direct: device on core 0, client on core 1) | ${Math.round(sb10B.rate)} vs ${Math.round(direct1B.rate)} req/s | ${(sb10B.rate / direct1B.rate).toFixed(2)} | ≥ 0.6 (stretch 0.8) |`]
         : []),
+      `| reference: a minimal Node mux (\`bench/relays/mux-minimal.cjs\`), 10 clients, vs 1 direct client | ${Math.round(minimalNode10.rate)} vs ${Math.round(direct1.rate)} req/s | ${ratioOfMedians(minimalNode10, direct1)} (switchboard / it: ${ratioOfMedians(sb10, minimalNode10)}) | (none: what Node reaches here) |`,
+      ...(minimalC10
+        ? [`| reference: a minimal C mux (\`bench/relays/mux-minimal.c\`), 10 clients, vs 1 direct client | ${Math.round(minimalC10.rate)} vs ${Math.round(direct1.rate)} req/s | ${ratioOfMedians(minimalC10, direct1)} | (none: what native code reaches here) |`]
+        : ['| reference: a minimal C mux | skipped: no C compiler (`cc`) |  |  |']),
       `| 10 clients, MAX_INFLIGHT=8 vs 1 direct client | ${Math.round(sb10x8.rate)} vs ${Math.round(direct1.rate)} req/s | ${(sb10x8.rate / direct1.rate).toFixed(2)} | ≥ 1.0 |`,
       `| 1,000 idle Modbus clients: RSS | ${Math.round(idleRss)} MiB (${Math.round(idleRssBefore)} MiB before) |  | ≤ 100 MB |`,
       `| answers with a wrong transaction id or address | ${mismatches} |  | 0 |`,
@@ -220,13 +282,14 @@ async function main(): Promise<void> {
       'Raw runs (requests answered after the warm-up, divided by the measured seconds):',
       ...raw,
       '',
-      'Commands: switchboard `node dist/main.js` with `TARGET=127.0.0.1:<device> PROTOCOL=modbus LISTEN_PORT=0` (and `MAX_INFLIGHT=8`); device and pollers `node --import tsx bench/mux.ts device|poller <json>`.',
+      'Commands: switchboard `node dist/main.js` with `TARGET=127.0.0.1:<device> PROTOCOL=modbus LISTEN_PORT=0` (and `MAX_INFLIGHT=8`); device and pollers `node --import tsx bench/mux.ts device|poller <json>`; references `node bench/relays/mux-minimal.cjs <device port>` and `cc -O2 bench/relays/mux-minimal.c` run with the device port, on switchboard\'s core, in turn with it in each repeat.',
     ].join('\n');
     writeResultsSection('mux', body);
     console.log(body);
   } finally {
     await stop(device);
     if (deviceB !== device) await stop(deviceB);
+    rmSync(buildDirectory, { recursive: true, force: true });
   }
 }
 
