@@ -24,6 +24,7 @@ import {
   CORES,
   groupLatency,
   HOST,
+  listeningPort,
   mbps,
   measureThroughput,
   median,
@@ -85,9 +86,7 @@ async function viaPipe(): Promise<number> {
 async function viaScript(script: string): Promise<number> {
   const relay: Child = run(process.execPath, [script], { cpu: CORES?.subject });
   try {
-    const deadline = Date.now() + 10_000;
-    while (!relay.lines.some((l) => 'port' in l) && Date.now() < deadline) await sleep(20);
-    return await measure(relay.lines.find((l) => 'port' in l)!.port as number);
+    return await measure(await listeningPort(relay, script));
   } finally {
     await stop(relay);
   }

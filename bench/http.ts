@@ -18,12 +18,12 @@ import {
   type Child,
   connectClients,
   HOST,
+  listeningPort,
   machine,
   median,
   REPEATS,
   reportRequestLoad,
   type RequestLoad,
-  run,
   runRequestLoad,
   SECONDS,
   startSwitchboard,
@@ -122,8 +122,7 @@ async function load(port: number, clients: number): Promise<RequestLoad> {
 async function main(): Promise<void> {
   execFileSync('npm', ['run', 'build', '--silent'], { cwd: new URL('..', import.meta.url).pathname, stdio: 'inherit' });
   const server = role('server');
-  await until(() => server.lines.some((l) => 'port' in l), 'the http server');
-  const serverPort = server.lines.find((l) => 'port' in l)!.port as number;
+  const serverPort = await listeningPort(server, 'the http server');
   const points: Record<'direct1' | 'sb1' | 'sb10', RequestLoad[]> = { direct1: [], sb1: [], sb10: [] };
   try {
     for (let repeat = 0; repeat < REPEATS; repeat++) {

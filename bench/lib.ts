@@ -100,6 +100,15 @@ export async function until(predicate: () => boolean, what: string, timeoutMs = 
   }
 }
 
+/** The port a child prints as {"port": n} once it listens (devices, reference relays, servers); throws if it exits first. */
+export async function listeningPort(child: Child, what: string): Promise<number> {
+  const portLine = () => child.lines.find((l) => 'port' in l);
+  await until(() => portLine() !== undefined || child.child.exitCode !== null, what);
+  const line = portLine();
+  if (line === undefined) throw new Error(`${what} exited before listening: ${child.stderr()}`);
+  return line.port as number;
+}
+
 /**
  * switchboard from dist/ (build first) as shipped (SHIPPED_NODE_FLAGS, SHIPPED_ENV), on loopback, pinned to the subject
  * core. `nodeArgs` follow the shipped flags and end with the entry point (e.g. a wrapper script that then imports

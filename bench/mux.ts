@@ -26,6 +26,7 @@ import {
   connectClients,
   CORES,
   HOST,
+  listeningPort,
   machine,
   median,
   REPEATS,
@@ -130,8 +131,7 @@ async function poll(port: number, clients: number): Promise<RequestLoad> {
 /** `cpu`: the core the device runs on (the load core unless given). */
 async function startDevice(cpu?: string): Promise<{ device: Child; port: number }> {
   const device = role('device', {}, cpu);
-  await until(() => device.lines.some((l) => 'port' in l), 'the device simulator');
-  return { device, port: device.lines.find((l) => 'port' in l)!.port as number };
+  return { device, port: await listeningPort(device, 'the device simulator') };
 }
 
 /**
@@ -140,10 +140,7 @@ async function startDevice(cpu?: string): Promise<{ device: Child; port: number 
  */
 async function startReference(command: string, args: string[]): Promise<{ child: Child; port: number }> {
   const child = run(command, args, { cpu: CORES?.subject });
-  await until(() => child.lines.some((l) => 'port' in l) || child.child.exitCode !== null, `${command} to listen`);
-  const port = child.lines.find((l) => 'port' in l)?.port as number | undefined;
-  if (port === undefined) throw new Error(`${command} did not start: ${child.stderr()}`);
-  return { child, port };
+  return { child, port: await listeningPort(child, command) };
 }
 
 /** Builds the C reference; undefined (and the reason printed) when there is no C compiler. */
