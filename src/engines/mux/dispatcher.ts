@@ -108,8 +108,6 @@ interface ModbusRules {
   readonly unitMap: ReadonlyMap<number, number>;
   readonly coalescing: CoalescingIndex<MuxRequest> | undefined;
   readonly cache: ReadCache | undefined;
-  /** Coalescing or the cache is on: reads get a key (MuxRequest.readKey). */
-  readonly keysReads: boolean;
 }
 
 export interface DispatcherOptions {
@@ -156,7 +154,6 @@ export class Dispatcher {
         unitMap: config.unitMap,
         coalescing: config.coalesce ? new CoalescingIndex<MuxRequest>() : undefined,
         cache: config.cacheTtlMs > 0 ? new ReadCache(config.cacheTtlMs) : undefined,
-        keysReads: config.coalesce || config.cacheTtlMs > 0,
       };
     }
   }
@@ -190,7 +187,7 @@ export class Dispatcher {
       upstreamId: 0,
       upstreamUnit,
       // Only the cache and coalescing look reads up by key; without them the key would be a string built for nothing.
-      readKey: modbus?.keysReads ? readRequestKey(upstreamUnit, pdu!) : undefined,
+      readKey: modbus?.coalescing || modbus?.cache ? readRequestKey(upstreamUnit, pdu!) : undefined,
       changesState: pdu !== undefined && changesState(pdu),
       counted: false,
       sentTick: 0,

@@ -75,10 +75,12 @@ export abstract class MuxEngineBase<C extends MuxClientRecord> implements Engine
   protected abstract accept(socket: Socket): void;
   /** Requests waiting for the upstream (metric queue_depth). */
   protected abstract get queued(): number;
-  /** Requests queued or in flight: a drain waits for them. */
-  protected abstract get unfinished(): number;
   /** Requests in flight: the upstream is not closed as idle under them. */
   protected abstract get inflight(): number;
+  /** Requests queued or in flight: a drain waits for them. */
+  protected get unfinished(): number {
+    return this.queued + this.inflight;
+  }
   /** The drain has begun: stop reading new requests. */
   protected abstract stopTakingRequests(): void;
   /** The clients are closed: fail what is left and stop timers. */

@@ -126,10 +126,6 @@ export class MuxEngine extends MuxEngineBase<MuxClient> {
     return this.dispatcher.queued;
   }
 
-  protected get unfinished(): number {
-    return this.dispatcher.queued + this.dispatcher.outstanding;
-  }
-
   protected get inflight(): number {
     return this.dispatcher.outstanding;
   }

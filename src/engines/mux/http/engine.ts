@@ -40,10 +40,6 @@ export class HttpMuxEngine extends MuxEngineBase<HttpClient> {
     return this.scheduler.queued;
   }
 
-  protected get unfinished(): number {
-    return this.scheduler.queued + this.scheduler.inflight;
-  }
-
   protected get inflight(): number {
     return this.scheduler.inflight;
   }
