@@ -78,9 +78,18 @@ export function run(command: string, args: string[], options: { cpu?: string; en
   return { child, lines, stderr: () => stderr, exited };
 }
 
+/**
+ * The load generators' own allocator setting. The bulk senders and receivers are Node processes reading and writing
+ * 64 KiB buffers, like switchboard (README "Memory and glibc"). With glibc's defaults, about one 1→1 stream in four fell
+ * to 1.3-2.7 Gbit/s while switchboard sat idle three quarters of the time, and in a slow run the receiver spent twice its
+ * usual CPU per read; with switchboard's setting, ten runs of ten stayed at 7.4-8.9 Gbit/s (by hand, 2026-11-29). The package's value,
+ * not SHIPPED_ENV's, so that switchboard variants run with GLIBC_TUNABLES= leave the generators as they are.
+ */
+const GENERATOR_ENV = { GLIBC_TUNABLES: SHIPPED_CONFIG.glibc_tunables };
+
 /** A TypeScript worker under bench/workers, in its own process, on the load core. */
 export function worker(name: string, options: object): Child {
-  return run(process.execPath, ['--import', 'tsx', `bench/workers/${name}.ts`, JSON.stringify(options)], { cpu: CORES?.load });
+  return run(process.execPath, ['--import', 'tsx', `bench/workers/${name}.ts`, JSON.stringify(options)], { cpu: CORES?.load, env: GENERATOR_ENV });
 }
 
 export function stop(child: Child): Promise<number | null> {
@@ -161,7 +170,7 @@ export function median(values: number[]): number {
 
 export function machine(): string {
   const model = cpus()[0]?.model ?? 'unknown CPU';
-  return `${cpus().length} cores (${model}), ${Math.round(Number(execFileSync('awk', ['/MemTotal/ {print $2}', '/proc/meminfo']).toString()) / 1048576)} GiB, Node ${process.version}${CORES ? ', switchboard/socat pinned to core 0 and load generators to core 1 with taskset' : ', no taskset pinning'}, switchboard with its shipped GLIBC_TUNABLES=${SHIPPED_ENV.GLIBC_TUNABLES || '(empty)'} NODE_OPTIONS=${SHIPPED_ENV.NODE_OPTIONS || '(empty)'} and node flags ${SHIPPED_NODE_FLAGS.join(' ') || '(none)'}`;
+  return `${cpus().length} cores (${model}), ${Math.round(Number(execFileSync('awk', ['/MemTotal/ {print $2}', '/proc/meminfo']).toString()) / 1048576)} GiB, Node ${process.version}${CORES ? ', switchboard/socat pinned to core 0 and load generators to core 1 with taskset' : ', no taskset pinning'}, bulk generators (bench/workers) with GLIBC_TUNABLES=${GENERATOR_ENV.GLIBC_TUNABLES}, switchboard with its shipped GLIBC_TUNABLES=${SHIPPED_ENV.GLIBC_TUNABLES || '(empty)'} NODE_OPTIONS=${SHIPPED_ENV.NODE_OPTIONS || '(empty)'} and node flags ${SHIPPED_NODE_FLAGS.join(' ') || '(none)'}`;
 }
 
 /** Replaces the `## <title>` section of bench/RESULTS.md (or appends it). */
