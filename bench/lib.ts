@@ -81,9 +81,10 @@ export function run(command: string, args: string[], options: { cpu?: string; en
 /**
  * The load generators' own allocator setting. The bulk senders and receivers are Node processes reading and writing
  * 64 KiB buffers, like switchboard (README "Memory and glibc"). With glibc's defaults, about one 1→1 stream in four fell
- * to 1.3-2.7 Gbit/s while switchboard sat idle three quarters of the time, and in a slow run the receiver spent twice its
- * usual CPU per read; with switchboard's setting, ten runs of ten stayed at 7.4-8.9 Gbit/s (by hand, 2026-11-29). The package's value,
- * not SHIPPED_ENV's, so that switchboard variants run with GLIBC_TUNABLES= leave the generators as they are.
+ * to 1.3-2.7 Gbit/s while switchboard sat idle three quarters of the time, and in a slow run the receiver spent twice
+ * its usual CPU per read; with switchboard's setting, ten runs of ten stayed at 7.4-8.9 Gbit/s (by hand, 2026-11-29).
+ * The package's value, not SHIPPED_ENV's, so that switchboard variants run with GLIBC_TUNABLES= leave the generators
+ * as they are.
  */
 const GENERATOR_ENV = { GLIBC_TUNABLES: SHIPPED_CONFIG.glibc_tunables };
 

@@ -31,6 +31,7 @@ import {
   median,
   REPEATS,
   reportRequestLoad,
+  ROOT,
   type RequestLoad,
   rssMiB,
   run,
@@ -134,20 +135,11 @@ async function startDevice(cpu?: string): Promise<{ device: Child; port: number 
   return { device, port: await listeningPort(device, 'the device simulator') };
 }
 
-/**
- * The reference muxes (bench/relays/mux-minimal.*) on switchboard's core: the least a mux must do, in Node and in C, with
- * the same device, pollers and cores. They show how much of the gap to the direct client is the machine's.
- */
-async function startReference(command: string, args: string[]): Promise<{ child: Child; port: number }> {
-  const child = run(command, args, { cpu: CORES?.subject });
-  return { child, port: await listeningPort(child, command) };
-}
-
 /** Builds the C reference; undefined (and the reason printed) when there is no C compiler. */
 function buildCReference(directory: string): string | undefined {
   const binary = join(directory, 'mux-minimal');
   try {
-    execFileSync('cc', ['-O2', '-o', binary, 'bench/relays/mux-minimal.c'], { cwd: new URL('..', import.meta.url).pathname, stdio: 'pipe' });
+    execFileSync('cc', ['-O2', '-o', binary, 'bench/relays/mux-minimal.c'], { cwd: ROOT, stdio: 'pipe' });
     return binary;
   } catch (error) {
     console.error(`the C reference mux is skipped: cc failed (${(error as Error).message.split('\n')[0]})`);
@@ -155,12 +147,16 @@ function buildCReference(directory: string): string | undefined {
   }
 }
 
+/**
+ * 10 clients through a reference mux (bench/relays/mux-minimal.*) on switchboard's core: the least a mux must do, in Node
+ * or in C, with the same device, pollers and cores. It shows how much of the gap to the direct client is the machine's.
+ */
 async function pollReference(command: string, args: string[]): Promise<RequestLoad> {
-  const reference = await startReference(command, args);
+  const reference = run(command, args, { cpu: CORES?.subject });
   try {
-    return await poll(reference.port, 10);
+    return await poll(await listeningPort(reference, command), 10);
   } finally {
-    await stop(reference.child);
+    await stop(reference);
   }
 }
 
@@ -175,7 +171,7 @@ async function muxSwitchboard(devicePort: number, env: Record<string, string> = 
 }
 
 async function main(): Promise<void> {
-  execFileSync('npm', ['run', 'build', '--silent'], { cwd: new URL('..', import.meta.url).pathname, stdio: 'inherit' });
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
   const { device, port: devicePort } = await startDevice();
   // The same serialised point with the device on switchboard's core instead of beside the pollers (see RESULTS).
   const { device: deviceB, port: devicePortB } = CORES ? await startDevice(CORES.subject) : { device, port: devicePort };
